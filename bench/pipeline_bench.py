@@ -1,0 +1,141 @@
+"""Times local_runner.py as a whole process: cold, fully cached, and with a new span added.
+
+Each scenario runs the pipeline exactly as a user does (a fresh `python local_runner.py` process)
+and records wall time, peak RSS summed over the process and all its children (Beam workers
+included), the run's exit status and the evaluation AUC from MLMD. Prints a table and writes JSON.
+
+    .venv/bin/python bench/pipeline_bench.py [--out bench/results/pipeline.json] [runner flags...]
+"""
+
+import argparse
+import json
+import pathlib
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import psutil
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+TARGETS = {"cold_s": 60.0, "cached_s": 10.0, "peak_rss_gb": 1.5, "auc": 0.93}
+NEW_SPAN_ROWS = 8000
+NEW_SPAN_SEED = 7
+
+
+def measure(command: list[str], poll_seconds: float = 0.1) -> dict[str, float | int]:
+    """Runs `command`, sampling the RSS of its whole process tree; returns wall, peak and exit."""
+    started = time.monotonic()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    root = psutil.Process(process.pid)
+    peak = 0
+    while process.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass  # a child exited between listing and reading; the next sample catches up
+        time.sleep(poll_seconds)
+    output = process.stdout.read()
+    return {
+        "wall_s": round(time.monotonic() - started, 2),
+        "peak_rss_gb": round(peak / 1e9, 3),
+        "exit_status": process.returncode,
+        "console": output,
+    }
+
+
+def add_resampled_span(data_root: pathlib.Path) -> pathlib.Path:
+    """A new span of rows drawn (with a fixed seed) from the bundled spans: new data, same schema."""
+    header, rows = None, []
+    for span_file in sorted(data_root.glob("span-*/data.csv")):
+        lines = span_file.read_text().splitlines(keepends=True)
+        header = lines[0]
+        rows.extend(lines[1:])
+    numbers = [int(p.name.split("-")[1]) for p in data_root.glob("span-*")]
+    new_span = data_root / f"span-{max(numbers) + 1}"
+    new_span.mkdir()
+    sample = random.Random(NEW_SPAN_SEED).choices(rows, k=NEW_SPAN_ROWS)
+    (new_span / "data.csv").write_text(header + "".join(sample))
+    return new_span
+
+
+def eval_auc(output_dir: pathlib.Path) -> float | None:
+    from tfx_pipeline import summary
+
+    run = summary.summarize_run(str(output_dir / "metadata.sqlite"), "taxi")
+    if run is None:
+        return None
+    auc = next((row.candidate for row in run.metrics if row.name == "AUC"), None)
+    return round(auc, 4) if auc is not None else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--out", type=pathlib.Path, default=REPO_ROOT / "bench" / "results" / "pipeline.json"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary workspace")
+    args, runner_flags = parser.parse_known_args()
+
+    workspace = pathlib.Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
+    data_root = workspace / "data"
+    shutil.copytree(REPO_ROOT / "data" / "taxi", data_root)
+    output_dir = workspace / "outputs"
+    command = [
+        sys.executable,
+        str(REPO_ROOT / "local_runner.py"),
+        "--data-root",
+        str(data_root),
+        "--output-dir",
+        str(output_dir),
+        *runner_flags,
+    ]
+
+    results = {}
+    for scenario in ("cold", "cached", "new_span"):
+        if scenario == "new_span":
+            add_resampled_span(data_root)
+        print(f"running {scenario} ...", flush=True)
+        result = measure(command)
+        result["eval_auc"] = eval_auc(output_dir)
+        console = result.pop("console")
+        if result["exit_status"] != 0:
+            print(console)
+        results[scenario] = result
+        print(
+            f"  {scenario:<9} wall {result['wall_s']:7.1f} s   peak RSS {result['peak_rss_gb']:.2f} GB"
+            f"   AUC {result['eval_auc']}   exit {result['exit_status']}",
+            flush=True,
+        )
+
+    report = {
+        "machine": {
+            "cpus": psutil.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+            "python": platform.python_version(),
+        },
+        "runner_flags": runner_flags,
+        "targets": TARGETS,
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(
+        f"\ntargets: cold <= {TARGETS['cold_s']} s, cached <= {TARGETS['cached_s']} s, "
+        f"peak RSS <= {TARGETS['peak_rss_gb']} GB, AUC >= {TARGETS['auc']}"
+    )
+    print(f"written: {args.out}")
+    if args.keep:
+        print(f"workspace kept: {workspace}")
+    else:
+        shutil.rmtree(workspace, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""The wide-and-deep Keras model, its input pipeline and its serving export; run_fn adapts them to TFX.
+
+Everything above `run_fn` is plain TensorFlow: tests call it with tensors and temporary files.
+"""
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+
+from models import features
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelHParams:
+    """Hyperparameters of the model; the tuner searches over these."""
+
+    learning_rate: float = 0.003
+    hidden_units: tuple[int, ...] = (64, 32)
+    embedding_dim: int = 8
+    dropout: float = 0.1
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "ModelHParams":
+        """Reads the flat dict a Keras Tuner search writes (`num_layers`, `units_0`, ...)."""
+        defaults = cls()
+        num_layers = int(values.get("num_layers", len(defaults.hidden_units)))
+        hidden_units = tuple(
+            int(
+                values.get(
+                    f"units_{i}", defaults.hidden_units[min(i, len(defaults.hidden_units) - 1)]
+                )
+            )
+            for i in range(num_layers)
+        )
+        return cls(
+            learning_rate=float(values.get("learning_rate", defaults.learning_rate)),
+            hidden_units=hidden_units,
+            embedding_dim=int(values.get("embedding_dim", defaults.embedding_dim)),
+            dropout=float(values.get("dropout", defaults.dropout)),
+        )
+
+
+def category_counts(tf_transform_output: tft.TFTransformOutput) -> dict[str, int]:
+    """Number of distinct indices of every categorical model input, read from Transform's output."""
+    counts = {}
+    for key in features.BUCKETIZED_FEATURES:
+        counts[features.transformed_name(key)] = features.BUCKET_COUNT + 1
+    for key, num_values in features.CATEGORICAL_INT_FEATURES.items():
+        counts[features.transformed_name(key)] = num_values + 1
+    for key in features.VOCABULARY_FEATURES:
+        vocabulary_size = tf_transform_output.vocabulary_size_by_name(features.vocabulary_name(key))
+        counts[features.transformed_name(key)] = vocabulary_size + features.OOV_BUCKETS
+    return counts
+
+
+def build_model(hparams: ModelHParams, counts: Mapping[str, int]) -> keras.Model:
+    """Wide (one-hot linear) plus deep (embeddings and MLP) binary classifier.
+
+    Args:
+      hparams: layer sizes, embedding width, dropout and learning rate.
+      counts: number of indices per categorical input, as from `category_counts`.
+
+    Returns:
+      A compiled model taking one [batch] tensor per `features.model_input_names()` and
+      returning the probability of a big tip, shape [batch, 1].
+    """
+    numeric_names = [features.transformed_name(k) for k in features.NUMERIC_FEATURES]
+    categorical_names = [n for n in features.model_input_names() if n not in numeric_names]
+    missing = [n for n in categorical_names if n not in counts]
+    if missing:
+        raise ValueError(f"category counts missing for model inputs: {missing}")
+
+    inputs = {name: keras.Input(shape=(), name=name, dtype=tf.float32) for name in numeric_names}
+    inputs.update(
+        {name: keras.Input(shape=(), name=name, dtype=tf.int64) for name in categorical_names}
+    )
+
+    numeric = keras.layers.Concatenate(name="numeric")(
+        [keras.layers.Reshape((1,))(inputs[name]) for name in numeric_names]
+    )
+    one_hots = [
+        keras.layers.CategoryEncoding(num_tokens=counts[name], output_mode="one_hot")(inputs[name])
+        for name in categorical_names
+    ]
+    wide_logit = keras.layers.Dense(1, name="wide_logit")(
+        keras.layers.Concatenate(name="wide")([numeric, *one_hots])
+    )
+
+    embeddings = [
+        keras.layers.Embedding(counts[name], hparams.embedding_dim, name=f"{name}_embedding")(
+            inputs[name]
+        )
+        for name in categorical_names
+    ]
+    deep = keras.layers.Concatenate(name="deep")([numeric, *embeddings])
+    for i, units in enumerate(hparams.hidden_units):
+        deep = keras.layers.Dense(units, activation="relu", name=f"hidden_{i}")(deep)
+        if hparams.dropout > 0:
+            deep = keras.layers.Dropout(hparams.dropout)(deep)
+    deep_logit = keras.layers.Dense(1, name="deep_logit")(deep)
+
+    logit = keras.layers.Add(name="logit")([wide_logit, deep_logit])
+    probability = keras.layers.Activation("sigmoid", name="probability")(logit)
+    model = keras.Model(inputs=inputs, outputs=probability)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=hparams.learning_rate),
+        loss=keras.losses.BinaryCrossentropy(),
+        metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")],
+    )
+    return model
+
+
+def make_dataset(
+    file_patterns: Sequence[str],
+    tf_transform_output: tft.TFTransformOutput,
+    batch_size: int,
+    seed: int,
+    shuffle: bool = True,
+) -> tf.data.Dataset:
+    """Endless (features, label) batches from Transform's gzipped TFRecord output."""
+    feature_spec = tf_transform_output.transformed_feature_spec()
+    wanted = {
+        name: feature_spec[name] for name in (*features.model_input_names(), features.LABEL_KEY)
+    }
+    return tf.data.experimental.make_batched_features_dataset(
+        file_pattern=list(file_patterns),
+        batch_size=batch_size,
+        features=wanted,
+        reader=lambda files: tf.data.TFRecordDataset(files, compression_type="GZIP"),
+        label_key=features.LABEL_KEY,
+        shuffle=shuffle,
+        shuffle_seed=seed,
+        num_epochs=None,
+        prefetch_buffer_size=tf.data.AUTOTUNE,
+    )
+
+
+def train(
+    model: keras.Model,
+    train_dataset: tf.data.Dataset,
+    eval_dataset: tf.data.Dataset,
+    train_steps: int,
+    eval_steps: int,
+) -> dict[str, float]:
+    """Fits the model and returns the final evaluation metrics; a diverged fit raises."""
+    history = model.fit(
+        train_dataset,
+        steps_per_epoch=train_steps,
+        epochs=1,
+        validation_data=eval_dataset,
+        validation_steps=eval_steps,
+        verbose=2,
+    )
+    final = {name: float(values[-1]) for name, values in history.history.items()}
+    if not all(math.isfinite(value) for value in final.values()):
+        raise RuntimeError(f"training diverged: final metrics {final}")
+    return final
+
+
+class _ServingModule(tf.Module):
+    """Carries the Transform layer and the model so both are saved into one SavedModel."""
+
+    def __init__(self, model: keras.Model, tf_transform_output: tft.TFTransformOutput):
+        super().__init__()
+        self.model = model
+        self.tft_layer = tf_transform_output.transform_features_layer()
+        raw_spec = tf_transform_output.raw_feature_spec()
+        unknown = sorted(set(features.RAW_FEATURE_DTYPES) - set(raw_spec))
+        if unknown:
+            raise ValueError(f"the schema has no columns named {unknown}")
+        self.full_raw_spec = raw_spec
+        self.serving_raw_spec = {key: raw_spec[key] for key in features.RAW_FEATURE_DTYPES}
+
+    def predict_raw(self, raw: Mapping[str, tf.Tensor | tf.SparseTensor]) -> tf.Tensor:
+        transformed = self.tft_layer(dict(raw))
+        model_inputs = {name: transformed[name] for name in features.model_input_names()}
+        return tf.reshape(self.model(model_inputs), [-1])
+
+
+def _dense_to_raw(value: tf.Tensor, spec: tf.io.FixedLenFeature | tf.io.VarLenFeature) -> Any:
+    """A [batch] JSON-client column as the [batch, 1] tensor Transform parsed from CSV.
+
+    Missing markers (NaN, '', negative integers; see `features.MISSING_VALUE_DOC`) become
+    absent entries, exactly like an empty CSV cell.
+    """
+    if value.dtype == tf.string:
+        present = tf.not_equal(value, "")
+    elif value.dtype.is_floating:
+        present = tf.logical_not(tf.math.is_nan(value))
+    else:
+        present = value >= 0
+    if isinstance(spec, tf.io.FixedLenFeature):
+        return tf.reshape(value, [-1, 1])
+    rows = tf.where(present)[:, 0]
+    batch_size = tf.shape(value, out_type=tf.int64)[0]
+    return tf.SparseTensor(
+        indices=tf.stack([rows, tf.zeros_like(rows)], axis=1),
+        values=tf.gather(value, rows),
+        dense_shape=tf.stack([batch_size, 1]),
+    )
+
+
+def _tensor_dtype(kind: str) -> tf.DType:
+    return {"float": tf.float32, "int": tf.int64, "string": tf.string}[kind]
+
+
+def export_serving_model(
+    model: keras.Model, tf_transform_output: tft.TFTransformOutput, output_dir: str
+) -> None:
+    """Saves the model with Transform inside and three signatures.
+
+    - `serving_default`: serialized tf.Example in `examples`, the TFX and TF Serving convention.
+    - `serving_raw`: one named [batch] input per raw feature, for JSON clients.
+    - `transform_features`: serialized tf.Example to transformed features incl. the label (TFMA).
+    """
+    module = _ServingModule(model, tf_transform_output)
+    examples_spec = tf.TensorSpec([None], tf.string, name=features.EXAMPLES_INPUT)
+
+    @tf.function(input_signature=[examples_spec])
+    def serve_examples(examples):
+        raw = tf.io.parse_example(examples, module.serving_raw_spec)
+        return {features.PROBABILITY_OUTPUT: module.predict_raw(raw)}
+
+    raw_signature = {
+        key: tf.TensorSpec([None], _tensor_dtype(kind), name=key)
+        for key, kind in features.RAW_FEATURE_DTYPES.items()
+    }
+
+    @tf.function(input_signature=[raw_signature])
+    def serve_raw(columns):
+        raw = {key: _dense_to_raw(columns[key], module.serving_raw_spec[key]) for key in columns}
+        return {features.PROBABILITY_OUTPUT: module.predict_raw(raw)}
+
+    @tf.function(input_signature=[examples_spec])
+    def transform_features(examples):
+        raw = tf.io.parse_example(examples, module.full_raw_spec)
+        return module.tft_layer(raw)
+
+    signatures = {
+        features.SERVING_EXAMPLES_SIGNATURE: serve_examples.get_concrete_function(),
+        features.SERVING_RAW_SIGNATURE: serve_raw.get_concrete_function(),
+        features.TRANSFORM_SIGNATURE: transform_features.get_concrete_function(),
+    }
+    tf.saved_model.save(module, output_dir, signatures=signatures)
+
+
+def run_fn(fn_args: Any) -> None:
+    """TFX Trainer entry point: train with the tuned hyperparameters, export for serving."""
+    custom_config = fn_args.custom_config or {}
+    seed = int(custom_config["seed"])
+    batch_size = int(custom_config["batch_size"])
+    keras.utils.set_random_seed(seed)
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    hparams = ModelHParams.from_dict(_hyperparameter_values(fn_args.hyperparameters))
+    model = build_model(hparams, category_counts(tf_transform_output))
+    train(
+        model,
+        make_dataset(fn_args.train_files, tf_transform_output, batch_size, seed),
+        make_dataset(fn_args.eval_files, tf_transform_output, batch_size, seed, shuffle=False),
+        train_steps=fn_args.train_steps,
+        eval_steps=fn_args.eval_steps,
+    )
+    export_serving_model(model, tf_transform_output, fn_args.serving_model_dir)
+
+
+def _hyperparameter_values(hyperparameters: Any) -> dict[str, Any]:
+    """TFX hands over Keras Tuner's config (`{"space": ..., "values": {...}}`), or nothing."""
+    if not hyperparameters:
+        return {}
+    if "values" in hyperparameters:
+        return dict(hyperparameters["values"])
+    return dict(hyperparameters)

@@ -1,0 +1,170 @@
+"""The Keras model and its serving export, called with plain tensors and a real Transform output."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models import features
+from models import model as taxi_model
+from tests.conftest import DATA_ROOT, csv_row_to_instance, read_csv_rows
+
+COUNTS = {
+    **{
+        features.transformed_name(k): features.BUCKET_COUNT + 1
+        for k in features.BUCKETIZED_FEATURES
+    },
+    **{features.transformed_name(k): n + 1 for k, n in features.CATEGORICAL_INT_FEATURES.items()},
+    **{features.transformed_name(k): 5 for k in features.VOCABULARY_FEATURES},
+}
+
+
+def random_batch(batch_size: int, seed: int = 0) -> dict[str, tf.Tensor]:
+    rng = np.random.default_rng(seed)
+    batch = {}
+    for name in features.model_input_names():
+        if name in COUNTS:
+            batch[name] = tf.constant(rng.integers(0, COUNTS[name], batch_size), tf.int64)
+        else:
+            batch[name] = tf.constant(rng.normal(size=batch_size), tf.float32)
+    return batch
+
+
+def test_model_takes_every_transformed_feature_by_name():
+    model = taxi_model.build_model(taxi_model.ModelHParams(), COUNTS)
+    assert sorted(model.input.keys()) == sorted(features.model_input_names())
+
+
+def test_model_outputs_one_probability_per_row():
+    model = taxi_model.build_model(taxi_model.ModelHParams(), COUNTS)
+    probabilities = model(random_batch(7))
+    assert probabilities.shape == (7, 1)
+    assert probabilities.dtype == tf.float32
+    values = probabilities.numpy()
+    assert np.all((values >= 0) & (values <= 1))
+
+
+def test_build_model_names_missing_category_counts():
+    counts = dict(COUNTS)
+    del counts[features.transformed_name("company")]
+    with pytest.raises(ValueError, match="company_xf"):
+        taxi_model.build_model(taxi_model.ModelHParams(), counts)
+
+
+def test_hparams_read_from_a_tuner_config():
+    hparams = taxi_model.ModelHParams.from_dict(
+        {
+            "learning_rate": 0.01,
+            "num_layers": 3,
+            "units_0": 128,
+            "units_1": 16,
+            "units_2": 32,
+            "embedding_dim": 4,
+            "dropout": 0.2,
+        }
+    )
+    assert hparams.hidden_units == (128, 16, 32)
+    assert hparams.learning_rate == 0.01 and hparams.embedding_dim == 4
+
+
+def test_training_learns_a_separable_signal():
+    """A label that depends on one input must be learnt well beyond chance."""
+    size = 2048
+    batch = random_batch(size, seed=2)
+    label = (batch[features.transformed_name("fare")].numpy() > 0).astype(np.int64)
+    dataset = tf.data.Dataset.from_tensor_slices((batch, label)).batch(64).repeat()
+    model = taxi_model.build_model(taxi_model.ModelHParams(learning_rate=0.01), COUNTS)
+    metrics = taxi_model.train(model, dataset, dataset, train_steps=150, eval_steps=10)
+    assert metrics["val_auc"] > 0.95, metrics
+
+
+def test_train_rejects_a_diverged_fit():
+    batch = random_batch(256)
+    batch[features.transformed_name("fare")] = tf.fill([256], math.nan)
+    label = np.ones(256, np.int64)
+    dataset = tf.data.Dataset.from_tensor_slices((batch, label)).batch(64).repeat()
+    model = taxi_model.build_model(taxi_model.ModelHParams(), COUNTS)
+    with pytest.raises(RuntimeError, match="diverged"):
+        taxi_model.train(model, dataset, dataset, train_steps=3, eval_steps=1)
+
+
+@pytest.fixture(scope="module")
+def exported_model(tf_transform_output, tmp_path_factory):
+    counts = taxi_model.category_counts(tf_transform_output)
+    model = taxi_model.build_model(taxi_model.ModelHParams(), counts)
+    export_dir = str(tmp_path_factory.mktemp("export"))
+    taxi_model.export_serving_model(model, tf_transform_output, export_dir)
+    return tf.saved_model.load(export_dir)
+
+
+def serialized_examples(rows, raw_feature_spec, drop=()):
+    """CSV rows as serialized tf.Examples; an empty cell becomes a feature with no values."""
+    examples = []
+    for row in rows:
+        example = tf.train.Example()
+        for key, values in csv_row_to_instance(row, raw_feature_spec).items():
+            if key in drop:
+                continue
+            target = example.features.feature[key]
+            dtype = raw_feature_spec[key].dtype
+            if dtype == tf.string:
+                target.bytes_list.value.extend(values)
+            elif dtype == tf.int64:
+                target.int64_list.value.extend(values)
+            else:
+                target.float_list.value.extend(values)
+        examples.append(example.SerializeToString())
+    return tf.constant(examples)
+
+
+def raw_columns(rows):
+    """Rows as the JSON-client columns of serving_raw, with the documented missing markers."""
+    columns = {}
+    for key, kind in features.RAW_FEATURE_DTYPES.items():
+        texts = [row.get(key, "") for row in rows]
+        if kind == "string":
+            columns[key] = tf.constant(texts)
+        elif kind == "int":
+            columns[key] = tf.constant([int(float(t)) if t else -1 for t in texts], tf.int64)
+        else:
+            columns[key] = tf.constant([float(t) if t else math.nan for t in texts], tf.float32)
+    return columns
+
+
+def test_export_has_the_three_signatures(exported_model):
+    assert set(exported_model.signatures) == {
+        features.SERVING_EXAMPLES_SIGNATURE,
+        features.SERVING_RAW_SIGNATURE,
+        features.TRANSFORM_SIGNATURE,
+    }
+    raw = exported_model.signatures[features.SERVING_RAW_SIGNATURE]
+    assert set(raw.structured_input_signature[1]) == set(features.RAW_FEATURE_DTYPES)
+
+
+def test_both_serving_signatures_agree_on_csv_rows_with_missing_values(
+    exported_model, raw_feature_spec
+):
+    rows = read_csv_rows(DATA_ROOT / "span-2" / "data.csv", limit=60)
+    assert any(row["company"] == "" for row in rows) and any(
+        row["dropoff_latitude"] == "" for row in rows
+    ), "the sample must exercise missing values"
+    by_example = exported_model.signatures[features.SERVING_EXAMPLES_SIGNATURE](
+        # Serving requests never carry the label source.
+        examples=serialized_examples(rows, raw_feature_spec, drop={features.TIPS_KEY})
+    )[features.PROBABILITY_OUTPUT].numpy()
+    by_raw = exported_model.signatures[features.SERVING_RAW_SIGNATURE](**raw_columns(rows))[
+        features.PROBABILITY_OUTPUT
+    ].numpy()
+    assert by_example.shape == (60,)
+    assert np.all((by_example >= 0) & (by_example <= 1))
+    np.testing.assert_allclose(by_raw, by_example, rtol=1e-5, atol=1e-6)
+
+
+def test_transform_signature_produces_the_label(exported_model, raw_feature_spec):
+    rows = read_csv_rows(DATA_ROOT / "span-2" / "data.csv", limit=5)
+    transformed = exported_model.signatures[features.TRANSFORM_SIGNATURE](
+        examples=serialized_examples(rows, raw_feature_spec)
+    )
+    expected = [int(float(r["tips"]) > 0.2 * float(r["fare"])) for r in rows]
+    np.testing.assert_array_equal(transformed[features.LABEL_KEY].numpy().reshape(-1), expected)

@@ -1,0 +1,136 @@
+"""preprocessing_fn run for real through tft_beam on hand-made rows, checking the values."""
+
+import math
+
+import numpy as np
+import pytest
+
+from models import features
+
+BASE_ROW = {
+    "fare": 10.0,
+    "tips": 3.0,
+    "trip_miles": 1.0,
+    "trip_seconds": 600,
+    "pickup_latitude": 41.88,
+    "pickup_longitude": -87.63,
+    "dropoff_latitude": 41.90,
+    "dropoff_longitude": -87.62,
+    "trip_start_hour": 5,
+    "trip_start_day": 1,
+    "trip_start_month": 3,
+    "trip_start_timestamp": 1420070400,
+    "pickup_community_area": 8,
+    "dropoff_community_area": 32,
+    "payment_type": "Credit Card",
+    "company": "Flash Cab",
+}
+
+
+def instance(raw_feature_spec, **overrides):
+    """A raw row in TFT's instance-dict form; an override of None makes the value missing."""
+    row = {**BASE_ROW, **overrides}
+    result = {}
+    for key, spec in raw_feature_spec.items():
+        value = row.get(key)
+        if value is None:
+            result[key] = []
+        elif isinstance(value, str):
+            result[key] = [value.encode()]
+        else:
+            result[key] = [spec.dtype.as_numpy_dtype(value)]
+    return result
+
+
+@pytest.fixture(scope="module")
+def transformed(raw_feature_spec, tmp_path_factory):
+    import tensorflow_transform as tft
+    import tensorflow_transform.beam as tft_beam
+    from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+    from models import preprocessing
+
+    rows = [
+        instance(raw_feature_spec),
+        # No tip, missing trip_seconds and dropoff point, unknown company, bad community area.
+        instance(
+            raw_feature_spec,
+            fare=20.0,
+            tips=0.0,
+            trip_seconds=None,
+            dropoff_latitude=None,
+            dropoff_longitude=None,
+            company=None,
+            pickup_community_area=99,
+        ),
+        # Free ride: no fare and no tip is not a big tip; an impossible hour.
+        instance(raw_feature_spec, fare=0.0, tips=0.0, trip_seconds=1200, trip_start_hour=30),
+        instance(raw_feature_spec, fare=40.0, tips=8.01, trip_seconds=300, payment_type="Cash"),
+    ]
+    metadata = dataset_metadata.DatasetMetadata(
+        schema_utils.schema_from_feature_spec(raw_feature_spec)
+    )
+    output_dir = str(tmp_path_factory.mktemp("tft"))
+    with tft_beam.Context(temp_dir=str(tmp_path_factory.mktemp("tmp"))):
+        (outputs, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            preprocessing.preprocessing_fn
+        )
+        _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
+    return outputs, tft.TFTransformOutput(output_dir)
+
+
+def column(outputs, key):
+    return np.array([row[key] for row in outputs])
+
+
+def test_label_is_tip_over_twenty_percent_of_fare(transformed):
+    outputs, _ = transformed
+    np.testing.assert_array_equal(column(outputs, features.LABEL_KEY), [1, 0, 0, 1])
+
+
+def test_missing_numeric_is_mean_imputed_then_log_z_scored(transformed):
+    outputs, _ = transformed
+    seconds = np.log1p([600.0, (600 + 1200 + 300) / 3, 1200.0, 300.0])
+    expected = (seconds - seconds.mean()) / seconds.std()
+    np.testing.assert_allclose(
+        column(outputs, features.transformed_name("trip_seconds")), expected, rtol=1e-4
+    )
+    fares = column(outputs, features.transformed_name("fare"))
+    assert abs(fares.mean()) < 1e-5 and math.isclose(fares.std(), 1.0, rel_tol=1e-4)
+
+
+def test_missing_coordinates_get_their_own_bucket(transformed):
+    outputs, _ = transformed
+    buckets = column(outputs, features.transformed_name("dropoff_latitude"))
+    assert buckets[1] == features.BUCKET_COUNT
+    assert all(0 <= b < features.BUCKET_COUNT for i, b in enumerate(buckets) if i != 1)
+
+
+def test_out_of_range_categories_map_to_the_extra_index(transformed):
+    outputs, _ = transformed
+    areas = column(outputs, features.transformed_name("pickup_community_area"))
+    np.testing.assert_array_equal(areas, [8, 78, 8, 8])
+    hours = column(outputs, features.transformed_name("trip_start_hour"))
+    np.testing.assert_array_equal(hours, [5, 5, 24, 5])
+
+
+def test_vocabulary_gives_missing_strings_their_own_token(transformed):
+    outputs, tft_output = transformed
+    vocabulary = [
+        token.decode() if isinstance(token, bytes) else token
+        for token in tft_output.vocabulary_by_name(features.vocabulary_name("company"))
+    ]
+    companies = column(outputs, features.transformed_name("company"))
+    assert vocabulary[companies[1]] == features.MISSING_STRING
+    assert vocabulary[companies[0]] == "Flash Cab"
+    payment = tft_output.vocabulary_by_name(features.vocabulary_name("payment_type"))
+    payments = column(outputs, features.transformed_name("payment_type"))
+    assert payment[payments[3]] in (b"Cash", "Cash")
+
+
+def test_every_model_input_is_produced(transformed):
+    outputs, tft_output = transformed
+    spec = tft_output.transformed_feature_spec()
+    for name in (*features.model_input_names(), features.LABEL_KEY):
+        assert name in outputs[0]
+        assert name in spec

@@ -1,0 +1,188 @@
+"""End to end: local_runner.py as a user runs it, on a small sample, three runs in a row.
+
+1. cold: every component runs, a blessed model is pushed and both signatures serve it;
+2. unchanged rerun: everything is cached and no duplicate version is pushed;
+3. unmeetable threshold: nothing is pushed, the summary says why, exit status 3.
+"""
+
+import math
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from models import features
+from tests.conftest import DATA_ROOT, read_csv_rows
+
+pytestmark = pytest.mark.e2e
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+SAMPLE_ROWS = {1: 600, 2: 2400}
+FAST_FLAGS = [
+    "--train-steps",
+    "200",
+    "--eval-steps",
+    "20",
+    "--tuner-trials",
+    "2",
+    "--tuner-steps",
+    "40",
+    "--batch-size",
+    "64",
+]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    for span, rows in SAMPLE_ROWS.items():
+        lines = (DATA_ROOT / f"span-{span}" / "data.csv").read_text().splitlines(keepends=True)
+        (root / "data" / f"span-{span}").mkdir(parents=True)
+        (root / "data" / f"span-{span}" / "data.csv").write_text("".join(lines[: rows + 1]))
+    return root
+
+
+def run_pipeline(workspace, *extra):
+    command = [
+        sys.executable,
+        str(REPO_ROOT / "local_runner.py"),
+        "--data-root",
+        str(workspace / "data"),
+        "--output-dir",
+        str(workspace / "outputs"),
+        *FAST_FLAGS,
+        *extra,
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    print(result.stdout, result.stderr)
+    return result
+
+
+def versions(workspace):
+    model_dir = workspace / "outputs" / "serving" / "taxi"
+    return sorted(p.name for p in model_dir.iterdir()) if model_dir.exists() else []
+
+
+def snapshot(directory):
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+def latest_run_states(workspace):
+    from tfx_pipeline import summary
+
+    return summary.summarize_run(str(workspace / "outputs" / "metadata.sqlite"), "taxi").states
+
+
+@pytest.fixture(scope="module")
+def cold_run(workspace):
+    return run_pipeline(workspace, "--min-auc", "0.6")
+
+
+def test_cold_run_completes_every_component_and_pushes(cold_run, workspace):
+    assert cold_run.returncode == 0, cold_run.stdout + cold_run.stderr
+    states = latest_run_states(workspace)
+    assert set(states) == {
+        "CsvExampleGen",
+        "ImportSchemaGen",
+        "StatisticsGen",
+        "ExampleValidator",
+        "Transform",
+        "Tuner",
+        "Trainer",
+        "latest_blessed_model_resolver",
+        "Evaluator",
+        "Pusher",
+    }
+    assert set(states.values()) == {"COMPLETE"}, states
+    (version,) = versions(workspace)
+    assert version.isdigit()
+    assert (
+        f"Pushed:          {workspace / 'outputs' / 'serving' / 'taxi' / version}"
+        in cold_run.stdout
+    )
+
+
+def test_console_shows_progress_and_summary_while_logs_go_to_the_file(cold_run, workspace):
+    progress = dict(re.findall(r"^  \[\s*\d+/10\] (\S+)\s+(\S+)", cold_run.stdout, re.MULTILINE))
+    for component in ("CsvExampleGen", "Transform", "Tuner", "Trainer", "Evaluator", "Pusher"):
+        assert progress.get(component) == "ran", (component, progress)
+    for heading in (
+        "Data:            span 2: 2400 rows",
+        "Anomalies:       none",
+        "Hyperparameters: searched in this run (2 trials",
+        "Blessed:         yes",
+    ):
+        assert heading in cold_run.stdout
+    assert "oneDNN" not in cold_run.stdout + cold_run.stderr
+    (log,) = (workspace / "outputs" / "logs").glob("run-*.log")
+    assert "Component Trainer is finished." in log.read_text()
+
+
+def test_pushed_model_serves_csv_rows_through_both_signatures(cold_run, workspace):
+    import tensorflow as tf
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+    from tensorflow_transform.tf_metadata import schema_utils
+
+    from tests.conftest import SCHEMA_PATH
+    from tests.models.test_model import raw_columns, serialized_examples
+
+    (version,) = versions(workspace)
+    loaded = tf.saved_model.load(str(workspace / "outputs" / "serving" / "taxi" / version))
+    schema = text_format.Parse(SCHEMA_PATH.read_text(), schema_pb2.Schema())
+    spec = schema_utils.schema_as_feature_spec(schema).feature_spec
+    rows = read_csv_rows(DATA_ROOT / "span-2" / "data.csv", limit=50)
+    by_example = loaded.signatures[features.SERVING_EXAMPLES_SIGNATURE](
+        examples=serialized_examples(rows, spec, drop={features.TIPS_KEY})
+    )[features.PROBABILITY_OUTPUT].numpy()
+    by_raw = loaded.signatures[features.SERVING_RAW_SIGNATURE](**raw_columns(rows))[
+        features.PROBABILITY_OUTPUT
+    ].numpy()
+    assert by_example.shape == (50,)
+    assert np.all((by_example >= 0) & (by_example <= 1))
+    np.testing.assert_allclose(by_raw, by_example, rtol=1e-5, atol=1e-6)
+    # A trained model separates: cash trips (tips unrecorded) score below card trips.
+    cash = [p for p, r in zip(by_example, rows, strict=True) if r["payment_type"] == "Cash"]
+    card = [p for p, r in zip(by_example, rows, strict=True) if r["payment_type"] == "Credit Card"]
+    assert cash and card and np.mean(cash) < np.mean(card)
+    assert not any(math.isnan(p) for p in by_example)
+
+
+@pytest.fixture(scope="module")
+def cached_run(cold_run, workspace):
+    assert cold_run.returncode == 0
+    before = snapshot(workspace / "outputs" / "serving")
+    return run_pipeline(workspace, "--min-auc", "0.6"), before
+
+
+def test_unchanged_rerun_is_fully_cached_and_pushes_nothing(cached_run, workspace):
+    result, before = cached_run
+    assert result.returncode == 0, result.stdout + result.stderr
+    states = latest_run_states(workspace)
+    assert "Tuner" not in states, "later runs reuse the searched hyperparameters"
+    for node, state in states.items():
+        expected = "COMPLETE" if node.endswith("_resolver") else "CACHED"
+        assert state == expected, (node, state)
+    assert snapshot(workspace / "outputs" / "serving") == before
+    assert "unchanged model: nothing new pushed" in result.stdout
+    assert "reused from the latest search" in result.stdout
+
+
+def test_unmeetable_threshold_pushes_nothing_and_says_why(cached_run, workspace):
+    before = snapshot(workspace / "outputs" / "serving")
+    result = run_pipeline(workspace, "--min-auc", "0.999")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert latest_run_states(workspace)["Evaluator"] == "COMPLETE"
+    assert snapshot(workspace / "outputs" / "serving") == before
+    assert "Blessed:         NO" in result.stdout
+    assert "overall: auc = " in result.stdout and "fails >= 0.999" in result.stdout
+    assert "Pushed:          nothing (not pushed: the model was not blessed)" in result.stdout

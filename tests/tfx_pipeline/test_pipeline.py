@@ -1,0 +1,120 @@
+"""The DAG without running it: component ids, key edges, variants, eval config, compilation."""
+
+import dataclasses
+
+import pytest
+from tfx.dsl.compiler import compiler
+
+from tests.conftest import DATA_ROOT, SCHEMA_PATH
+from tfx_pipeline import config as config_lib
+from tfx_pipeline import pipeline as pipeline_lib
+
+
+@pytest.fixture
+def config(tmp_path):
+    return config_lib.PipelineConfig(
+        pipeline_name="taxi-test",
+        pipeline_root=str(tmp_path / "root"),
+        data_root=str(DATA_ROOT),
+        serving_model_dir=str(tmp_path / "serving" / "taxi"),
+        metadata_path=str(tmp_path / "metadata.sqlite"),
+        schema_path=str(SCHEMA_PATH),
+        module_fingerprint="0123456789abcdef",
+    )
+
+
+def upstream_ids(pipeline, component_id):
+    component = next(c for c in pipeline.components if c.id == component_id)
+    return {node.id for node in component.upstream_nodes}
+
+
+def test_component_ids_in_run_order(config):
+    pipeline = pipeline_lib.create_pipeline(config)
+    assert [c.id for c in pipeline.components] == [
+        "CsvExampleGen",
+        "ImportSchemaGen",
+        "StatisticsGen",
+        "Transform",
+        "ExampleValidator",
+        "Tuner",
+        "Trainer",
+        "latest_blessed_model_resolver",
+        "Evaluator",
+        "Pusher",
+    ]
+
+
+def test_key_edges(config):
+    pipeline = pipeline_lib.create_pipeline(config)
+    assert upstream_ids(pipeline, "Transform") == {"CsvExampleGen", "ImportSchemaGen"}
+    assert upstream_ids(pipeline, "ExampleValidator") == {"StatisticsGen", "ImportSchemaGen"}
+    assert upstream_ids(pipeline, "Trainer") == {"Transform", "ImportSchemaGen", "Tuner"}
+    assert upstream_ids(pipeline, "Evaluator") == {
+        "CsvExampleGen",
+        "Trainer",
+        "latest_blessed_model_resolver",
+    }
+    assert upstream_ids(pipeline, "Pusher") == {"Trainer", "Evaluator"}
+
+
+def test_reusing_hyperparameters_replaces_the_tuner_with_a_resolver(config):
+    pipeline = pipeline_lib.create_pipeline(dataclasses.replace(config, run_tuner=False))
+    ids = [c.id for c in pipeline.components]
+    assert "Tuner" not in ids
+    assert upstream_ids(pipeline, "Trainer") == {
+        "Transform",
+        "ImportSchemaGen",
+        "latest_hyperparameters_resolver",
+    }
+
+
+def test_inferred_schema_variant_uses_schema_gen(config):
+    pipeline = pipeline_lib.create_pipeline(dataclasses.replace(config, schema_path=None))
+    assert upstream_ids(pipeline, "SchemaGen") == {"StatisticsGen"}
+    assert "ImportSchemaGen" not in [c.id for c in pipeline.components]
+
+
+def test_module_code_is_found_by_dotted_path_and_fingerprinted(config):
+    pipeline = pipeline_lib.create_pipeline(config)
+    by_id = {c.id: c for c in pipeline.components}
+    assert by_id["Transform"].exec_properties["preprocessing_fn"] == config_lib.PREPROCESSING_FN
+    assert by_id["Trainer"].exec_properties["run_fn"] == config_lib.RUN_FN
+    assert by_id["Tuner"].exec_properties["tuner_fn"] == config_lib.TUNER_FN
+    for component_id in ("Transform", "Tuner", "Trainer"):
+        assert (
+            '"module_fingerprint": "0123456789abcdef"'
+            in (by_id[component_id].exec_properties["custom_config"])
+        )
+
+
+def test_eval_config_gates_only_the_overall_slice(config):
+    eval_config = pipeline_lib.eval_config(dataclasses.replace(config, min_auc=0.8))
+    assert [list(s.feature_keys) for s in eval_config.slicing_specs] == [
+        [],
+        ["payment_type"],
+        ["trip_start_day"],
+    ]
+    auc = next(m for m in eval_config.metrics_specs[0].metrics if m.class_name == "AUC")
+    (per_slice,) = auc.per_slice_thresholds
+    assert [list(s.feature_keys) for s in per_slice.slicing_specs] == [[]]
+    assert per_slice.threshold.value_threshold.lower_bound.value == 0.8
+    assert per_slice.threshold.change_threshold.absolute.value == pytest.approx(-0.01)
+
+
+def test_pipeline_compiles_to_ir(config):
+    ir = compiler.Compiler().compile(pipeline_lib.create_pipeline(config))
+    assert ir.pipeline_info.id == "taxi-test"
+    assert len(ir.nodes) == 10
+
+
+def test_module_fingerprint_tracks_the_models_source():
+    first = config_lib.module_fingerprint()
+    assert first == config_lib.module_fingerprint()
+    assert len(first) == 16
+
+
+def test_config_rejects_every_bad_value_at_once(config):
+    with pytest.raises(ValueError) as error:
+        dataclasses.replace(config, train_steps=0, min_auc=1.5, pipeline_name="bad name!")
+    message = str(error.value)
+    assert "train_steps" in message and "min_auc" in message and "pipeline_name" in message

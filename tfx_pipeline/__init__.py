@@ -1,0 +1,1 @@
+"""Pipeline assembly: config, the one pipeline factory, and the pieces runners share."""

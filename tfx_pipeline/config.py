@@ -1,0 +1,99 @@
+"""PipelineConfig: every path, step count, threshold and Beam argument the pipeline factory takes."""
+
+import dataclasses
+import hashlib
+import pathlib
+
+import models
+
+# Module code TFX loads by dotted path; the project is installed into the environment.
+PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
+TUNER_FN = "models.tuner.tuner_fn"
+RUN_FN = "models.model.run_fn"
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """Everything `create_pipeline` needs; runners build one from their flags.
+
+    Attributes:
+      pipeline_name: MLMD pipeline name; runs with the same name share cache and history.
+      pipeline_root: where component outputs (artifacts) are written.
+      data_root: folder holding `span-N/` folders of CSV files; the latest span is ingested.
+      serving_model_dir: TF Serving model base path, `<serving_dir>/<model_name>`.
+      metadata_path: SQLite MLMD file, or None where the orchestrator provides MLMD.
+      schema_path: curated schema.pbtxt for ImportSchemaGen, or None to infer with SchemaGen.
+      run_tuner: True searches hyperparameters; False reuses the latest ones in MLMD.
+      module_fingerprint: hash of models/ source; part of the cache key of module-code steps.
+    """
+
+    pipeline_name: str
+    pipeline_root: str
+    data_root: str
+    serving_model_dir: str
+    metadata_path: str | None
+    schema_path: str | None
+    module_fingerprint: str
+    run_tuner: bool = True
+    tuner_trials: int = 3
+    tuner_train_steps: int = 300
+    tuner_eval_steps: int = 50
+    train_steps: int = 1000
+    eval_steps: int = 100
+    batch_size: int = 128
+    seed: int = 42
+    train_hash_buckets: int = 3
+    eval_hash_buckets: int = 1
+    min_auc: float = 0.90
+    max_auc_drop: float = 0.01
+    slice_features: tuple[str, ...] = ("payment_type", "trip_start_day")
+    beam_pipeline_args: tuple[str, ...] = ()
+    enable_cache: bool = True
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in (
+            "tuner_trials",
+            "tuner_train_steps",
+            "tuner_eval_steps",
+            "train_steps",
+            "eval_steps",
+            "batch_size",
+            "train_hash_buckets",
+            "eval_hash_buckets",
+        ):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.min_auc <= 1.0:
+            problems.append(f"min_auc must be within [0, 1], got {self.min_auc}")
+        if not 0.0 <= self.max_auc_drop <= 1.0:
+            problems.append(f"max_auc_drop must be within [0, 1], got {self.max_auc_drop}")
+        if not self.pipeline_name.replace("-", "").replace("_", "").isalnum():
+            problems.append(
+                f"pipeline_name may hold letters, digits, '-' and '_' only, got {self.pipeline_name!r}"
+            )
+        if problems:
+            raise ValueError("invalid pipeline config: " + "; ".join(problems))
+
+    def module_custom_config(self) -> dict[str, object]:
+        """custom_config for Transform, Tuner and Trainer: settings the module code reads."""
+        return {
+            "module_fingerprint": self.module_fingerprint,
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "tuner_trials": self.tuner_trials,
+        }
+
+
+def module_fingerprint() -> str:
+    """SHA-256 over the source of the `models` package.
+
+    TFX loads module code by dotted path, so the code itself is not part of any cache key;
+    putting this hash into custom_config makes an edit to models/ rerun the steps that run it.
+    """
+    digest = hashlib.sha256()
+    package_dir = pathlib.Path(models.__file__).parent
+    for path in sorted(package_dir.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,193 @@
+"""create_pipeline: the one TFX pipeline definition every runner (local, Vertex, Airflow) builds."""
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from models import features
+from tfx_pipeline import config as config_lib
+from tfx_pipeline.baseline import LatestBlessedBaselineStrategy
+
+# Component ids: stable names that MLMD history, caching and the summary rely on.
+EXAMPLE_GEN = "CsvExampleGen"
+STATISTICS_GEN = "StatisticsGen"
+SCHEMA_GEN = "SchemaGen"
+IMPORT_SCHEMA_GEN = "ImportSchemaGen"
+EXAMPLE_VALIDATOR = "ExampleValidator"
+TRANSFORM = "Transform"
+TUNER = "Tuner"
+HYPERPARAMETERS_RESOLVER = "latest_hyperparameters_resolver"
+TRAINER = "Trainer"
+BASELINE_RESOLVER = "latest_blessed_model_resolver"
+EVALUATOR = "Evaluator"
+PUSHER = "Pusher"
+
+SPAN_PATTERN = "span-{SPAN}/*"
+
+
+def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
+    """TFMA config: metrics on the overall slice and per slice feature, thresholds on overall only."""
+    overall = tfma.SlicingSpec()
+    auc_threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_auc}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+            absolute={"value": -config.max_auc_drop},
+        ),
+    )
+    metrics = [
+        tfma.MetricConfig(class_name="ExampleCount"),
+        tfma.MetricConfig(
+            class_name="AUC",
+            # Thresholds apply to every slice unless scoped; small slices are too noisy to gate on.
+            per_slice_thresholds=[
+                tfma.PerSliceMetricThreshold(slicing_specs=[overall], threshold=auc_threshold)
+            ],
+        ),
+        tfma.MetricConfig(class_name="BinaryAccuracy"),
+        tfma.MetricConfig(class_name="Precision"),
+        tfma.MetricConfig(class_name="Recall"),
+        tfma.MetricConfig(class_name="Calibration"),
+        # Tells a slice with one class only (AUC is undefined there) from a bad slice.
+        tfma.MetricConfig(class_name="MeanLabel"),
+    ]
+    return tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name=features.SERVING_EXAMPLES_SIGNATURE,
+                label_key=features.LABEL_KEY,
+                preprocessing_function_names=[features.TRANSFORM_SIGNATURE],
+            )
+        ],
+        slicing_specs=[overall]
+        + [tfma.SlicingSpec(feature_keys=[key]) for key in config.slice_features],
+        metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+    )
+
+
+def create_pipeline(config: config_lib.PipelineConfig) -> tfx.dsl.Pipeline:
+    """Builds the pipeline: ingest, validate, transform, tune, train, evaluate, push.
+
+    Args:
+      config: paths, steps, thresholds and Beam arguments; nothing is read from elsewhere.
+
+    Returns:
+      A `tfx.dsl.Pipeline` that any TFX orchestrator can run.
+    """
+    example_gen = tfx.components.CsvExampleGen(
+        input_base=config.data_root,
+        input_config=tfx.proto.Input(
+            splits=[tfx.proto.Input.Split(name="single_split", pattern=SPAN_PATTERN)]
+        ),
+        output_config=tfx.proto.Output(
+            split_config=tfx.proto.SplitConfig(
+                splits=[
+                    tfx.proto.SplitConfig.Split(
+                        name="train", hash_buckets=config.train_hash_buckets
+                    ),
+                    tfx.proto.SplitConfig.Split(name="eval", hash_buckets=config.eval_hash_buckets),
+                ]
+            )
+        ),
+    ).with_id(EXAMPLE_GEN)
+
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(
+        STATISTICS_GEN
+    )
+
+    if config.schema_path:
+        schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_path).with_id(
+            IMPORT_SCHEMA_GEN
+        )
+    else:
+        schema_gen = tfx.components.SchemaGen(
+            statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False
+        ).with_id(SCHEMA_GEN)
+    schema = schema_gen.outputs["schema"]
+
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema
+    ).with_id(EXAMPLE_VALIDATOR)
+
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema,
+        preprocessing_fn=config_lib.PREPROCESSING_FN,
+        custom_config=config.module_custom_config(),
+    ).with_id(TRANSFORM)
+
+    if config.run_tuner:
+        tuner = tfx.components.Tuner(
+            tuner_fn=config_lib.TUNER_FN,
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            schema=schema,
+            train_args=tfx.proto.TrainArgs(num_steps=config.tuner_train_steps),
+            eval_args=tfx.proto.EvalArgs(num_steps=config.tuner_eval_steps),
+            custom_config=config.module_custom_config(),
+        ).with_id(TUNER)
+        hyperparameters_node = tuner
+        hyperparameters = tuner.outputs["best_hyperparameters"]
+    else:
+        hyperparameters_node = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+            hyperparameters=tfx.dsl.Channel(type=tfx.types.standard_artifacts.HyperParameters),
+        ).with_id(HYPERPARAMETERS_RESOLVER)
+        hyperparameters = hyperparameters_node.outputs["hyperparameters"]
+
+    trainer = tfx.components.Trainer(
+        run_fn=config_lib.RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema,
+        hyperparameters=hyperparameters,
+        train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
+        custom_config=config.module_custom_config(),
+    ).with_id(TRAINER)
+
+    baseline_resolver = tfx.dsl.Resolver(
+        strategy_class=LatestBlessedBaselineStrategy,
+        candidate=trainer.outputs["model"],
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id(BASELINE_RESOLVER)
+
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline_resolver.outputs["model"],
+        eval_config=eval_config(config),
+    ).with_id(EVALUATOR)
+
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir)
+        ),
+    ).with_id(PUSHER)
+
+    metadata_connection_config = (
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+        if config.metadata_path
+        else None
+    )
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=[
+            example_gen,
+            statistics_gen,
+            schema_gen,
+            example_validator,
+            transform,
+            hyperparameters_node,
+            trainer,
+            baseline_resolver,
+            evaluator,
+            pusher,
+        ],
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(config.beam_pipeline_args),
+    )
