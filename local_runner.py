@@ -267,7 +267,15 @@ def check_schema(path: pathlib.Path) -> list[str]:
 
 
 def beam_args(args: argparse.Namespace) -> tuple[str, ...]:
+    """Beam pipeline args for the DirectRunner from the flags.
+
+    Beam's own default (in_memory, one worker) is passed as no args at all: with any Beam args,
+    TFX builds a source package of itself before every Beam component (about a second each),
+    which only remote runners need.
+    """
     workers = args.beam_workers or (1 if args.beam_mode == "in_memory" else (os.cpu_count() or 1))
+    if args.beam_mode == "in_memory" and workers == 1 and not args.beam_arg:
+        return ()
     return (
         f"--direct_running_mode={args.beam_mode}",
         f"--direct_num_workers={workers}",
@@ -313,7 +321,7 @@ def run(args, output, output_dir, serving_root, log_path, started) -> int:  # no
     console.flush()
     import logging
 
-    from tfx import v1 as tfx
+    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
     from tfx_pipeline import config as config_lib
     from tfx_pipeline import pipeline as pipeline_lib
@@ -362,7 +370,7 @@ def run(args, output, output_dir, serving_root, log_path, started) -> int:  # no
     logging.getLogger().addHandler(progress)
     failure = None
     try:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        LocalDagRunner().run(pipeline)
     except Exception as error:  # noqa: BLE001 - reported to the user below, traceback in the log
         traceback.print_exc()
         failed_node = progress.fail_running()

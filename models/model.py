@@ -45,6 +45,20 @@ class ModelHParams:
         )
 
 
+def skip_autograph_for_tf_keras() -> None:
+    """Stops AutoGraph from transpiling tf_keras' own training code.
+
+    TensorFlow's AutoGraph leaves the `keras` package alone but not `tf_keras` (Keras 2 as a
+    separate package), so the first `fit` in a process spends 10-20 s converting Keras internals.
+    This adds the same exemption for `tf_keras`; our own code is still converted. Idempotent.
+    """
+    from tensorflow.python.autograph.core import config as autograph_config
+
+    rules = autograph_config.CONVERSION_RULES
+    if not any(str(r) == "DoNotConvert rule for tf_keras" for r in rules):
+        autograph_config.CONVERSION_RULES = (autograph_config.DoNotConvert("tf_keras"), *rules)
+
+
 def category_counts(tf_transform_output: tft.TFTransformOutput) -> dict[str, int]:
     """Number of distinct indices of every categorical model input, read from Transform's output."""
     counts = {}
@@ -69,6 +83,7 @@ def build_model(hparams: ModelHParams, counts: Mapping[str, int]) -> keras.Model
       A compiled model taking one [batch] tensor per `features.model_input_names()` and
       returning the probability of a big tip, shape [batch, 1].
     """
+    skip_autograph_for_tf_keras()
     numeric_names = [features.transformed_name(k) for k in features.NUMERIC_FEATURES]
     categorical_names = [n for n in features.model_input_names() if n not in numeric_names]
     missing = [n for n in categorical_names if n not in counts]

@@ -100,7 +100,7 @@ class ComponentProgress(logging.Handler):
         except Exception as error:  # noqa: BLE001 - a progress line must never stop the run
             state = f"state unknown ({error})"
         self.finished.append((node_id, state, seconds))
-        self.line(node_id, describe_state(state), seconds)
+        self.line(node_id, describe_state(node_id, state), seconds)
 
     def line(self, node_id: str, status: str, seconds: float) -> None:
         position = (
@@ -119,5 +119,8 @@ class ComponentProgress(logging.Handler):
         return node_id
 
 
-def describe_state(state: str) -> str:
+def describe_state(node_id: str, state: str) -> str:
+    """One word for a node's MLMD state: ran, cached, resolved or FAILED."""
+    if state == "COMPLETE" and node_id.endswith("_resolver"):
+        return "resolved"
     return {"COMPLETE": "ran", "CACHED": "cached", "FAILED": "FAILED"}.get(state, state.lower())
