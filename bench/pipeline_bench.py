@@ -9,6 +9,8 @@ included), the run's exit status and the evaluation AUC from MLMD. Prints a tabl
 
 import argparse
 import json
+import logging
+import os
 import pathlib
 import platform
 import random
@@ -66,6 +68,9 @@ def add_resampled_span(data_root: pathlib.Path) -> pathlib.Path:
 
 
 def eval_auc(output_dir: pathlib.Path) -> float | None:
+    """The candidate's overall AUC of the latest run, read from MLMD and the Evaluator's output."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     from tfx_pipeline import summary
 
     run = summary.summarize_run(str(output_dir / "metadata.sqlite"), "taxi")

@@ -15,7 +15,6 @@ import sys
 import numpy as np
 import pytest
 
-from models import features
 from tests.conftest import DATA_ROOT, read_csv_rows
 
 pytestmark = pytest.mark.e2e
@@ -127,29 +126,18 @@ def test_console_shows_progress_and_summary_while_logs_go_to_the_file(cold_run, 
     assert "Component Trainer is finished." in log.read_text()
 
 
-def test_pushed_model_serves_csv_rows_through_both_signatures(cold_run, workspace):
+def test_pushed_model_serves_csv_rows_through_both_signatures(
+    cold_run, workspace, raw_feature_spec
+):
     import tensorflow as tf
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2
-    from tensorflow_transform.tf_metadata import schema_utils
 
-    from tests.conftest import SCHEMA_PATH
-    from tests.models.test_model import raw_columns, serialized_examples
+    from tests.serving_inputs import predict_through_both_signatures
 
     (version,) = versions(workspace)
     loaded = tf.saved_model.load(str(workspace / "outputs" / "serving" / "taxi" / version))
-    schema = text_format.Parse(SCHEMA_PATH.read_text(), schema_pb2.Schema())
-    spec = schema_utils.schema_as_feature_spec(schema).feature_spec
     rows = read_csv_rows(DATA_ROOT / "span-2" / "data.csv", limit=50)
-    by_example = loaded.signatures[features.SERVING_EXAMPLES_SIGNATURE](
-        examples=serialized_examples(rows, spec, drop={features.TIPS_KEY})
-    )[features.PROBABILITY_OUTPUT].numpy()
-    by_raw = loaded.signatures[features.SERVING_RAW_SIGNATURE](**raw_columns(rows))[
-        features.PROBABILITY_OUTPUT
-    ].numpy()
+    by_example = predict_through_both_signatures(loaded, rows, raw_feature_spec)
     assert by_example.shape == (50,)
-    assert np.all((by_example >= 0) & (by_example <= 1))
-    np.testing.assert_allclose(by_raw, by_example, rtol=1e-5, atol=1e-6)
     # A trained model separates: cash trips (tips unrecorded) score below card trips.
     cash = [p for p, r in zip(by_example, rows, strict=True) if r["payment_type"] == "Cash"]
     card = [p for p, r in zip(by_example, rows, strict=True) if r["payment_type"] == "Credit Card"]
@@ -186,3 +174,24 @@ def test_unmeetable_threshold_pushes_nothing_and_says_why(cached_run, workspace)
     assert "Blessed:         NO" in result.stdout
     assert "overall: auc = " in result.stdout and "fails >= 0.999" in result.stdout
     assert "Pushed:          nothing (not pushed: the model was not blessed)" in result.stdout
+
+
+def test_new_span_is_trained_evaluated_against_the_blessed_model_and_pushed(cached_run, workspace):
+    assert versions(workspace), "needs the model pushed by the cold run"
+    before = versions(workspace)
+    rows = (workspace / "data" / "span-2" / "data.csv").read_text().splitlines(keepends=True)
+    (workspace / "data" / "span-3").mkdir()
+    # The same trips in reverse order: a new span for ExampleGen, valid under the same schema.
+    (workspace / "data" / "span-3" / "data.csv").write_text(rows[0] + "".join(reversed(rows[1:])))
+    result = run_pipeline(workspace, "--min-auc", "0.6", "--max-auc-drop", "0.2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    states = latest_run_states(workspace)
+    for node in ("CsvExampleGen", "Transform", "Trainer", "Evaluator", "Pusher"):
+        assert states[node] == "COMPLETE", (node, states[node])
+    assert "Data:            span 3: 2400 rows" in result.stdout
+    auc_row = next(line for line in result.stdout.splitlines() if line.strip().startswith("AUC "))
+    candidate, baseline = auc_row.split()[1:3]
+    assert baseline != "-", "the previous blessed model must be the baseline"
+    assert "change >= -0.2 vs baseline" in auc_row
+    after = versions(workspace)
+    assert len(after) == len(before) + 1 and after[:-1] == before

@@ -240,6 +240,20 @@ def _slice_name(slice_key: object) -> str:
     return ", ".join(parts) or "overall"
 
 
+def _threshold_parts(threshold: object, change_suffix: str = "") -> list[str]:
+    """A TFMA MetricThreshold as short texts: '>= 0.9', 'change >= -0.01'."""
+    parts = []
+    value = threshold.value_threshold
+    if value.HasField("lower_bound"):
+        parts.append(f">= {value.lower_bound.value:g}")
+    if value.HasField("upper_bound"):
+        parts.append(f"<= {value.upper_bound.value:g}")
+    change = threshold.change_threshold
+    if change.HasField("absolute"):
+        parts.append(f"change >= {change.absolute.value:g}{change_suffix}")
+    return parts
+
+
 def _thresholds_text(eval_config: tfma.EvalConfig, metric_class: str) -> str:
     texts = []
     for spec in eval_config.metrics_specs:
@@ -249,14 +263,7 @@ def _thresholds_text(eval_config: tfma.EvalConfig, metric_class: str) -> str:
             thresholds = [metric.threshold] if metric.HasField("threshold") else []
             thresholds += [t.threshold for t in metric.per_slice_thresholds]
             for threshold in thresholds:
-                value = threshold.value_threshold
-                if value.HasField("lower_bound"):
-                    texts.append(f">= {value.lower_bound.value:g}")
-                if value.HasField("upper_bound"):
-                    texts.append(f"<= {value.upper_bound.value:g}")
-                change = threshold.change_threshold
-                if change.HasField("absolute"):
-                    texts.append(f"change >= {change.absolute.value:g} vs baseline")
+                texts.extend(_threshold_parts(threshold, change_suffix=" vs baseline"))
     return ", ".join(texts)
 
 
@@ -313,16 +320,7 @@ def _add_evaluation(summary: RunSummary, outputs: Mapping[str, Mapping[str, list
 
 
 def _failure_threshold(threshold: object) -> str:
-    texts = []
-    value = threshold.value_threshold
-    if value.HasField("lower_bound"):
-        texts.append(f">= {value.lower_bound.value:g}")
-    if value.HasField("upper_bound"):
-        texts.append(f"<= {value.upper_bound.value:g}")
-    change = threshold.change_threshold
-    if change.HasField("absolute"):
-        texts.append(f"change >= {change.absolute.value:g}")
-    return " and ".join(texts) or str(threshold).replace("\n", " ")
+    return " and ".join(_threshold_parts(threshold)) or str(threshold).replace("\n", " ")
 
 
 def _load_eval_config(uri: str) -> tfma.EvalConfig:

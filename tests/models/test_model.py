@@ -8,7 +8,8 @@ import tensorflow as tf
 
 from models import features
 from models import model as taxi_model
-from tests.conftest import DATA_ROOT, csv_row_to_instance, read_csv_rows
+from tests.conftest import DATA_ROOT, read_csv_rows
+from tests.serving_inputs import predict_through_both_signatures, serialized_examples
 
 COUNTS = {
     **{
@@ -98,40 +99,6 @@ def exported_model(tf_transform_output, tmp_path_factory):
     return tf.saved_model.load(export_dir)
 
 
-def serialized_examples(rows, raw_feature_spec, drop=()):
-    """CSV rows as serialized tf.Examples; an empty cell becomes a feature with no values."""
-    examples = []
-    for row in rows:
-        example = tf.train.Example()
-        for key, values in csv_row_to_instance(row, raw_feature_spec).items():
-            if key in drop:
-                continue
-            target = example.features.feature[key]
-            dtype = raw_feature_spec[key].dtype
-            if dtype == tf.string:
-                target.bytes_list.value.extend(values)
-            elif dtype == tf.int64:
-                target.int64_list.value.extend(values)
-            else:
-                target.float_list.value.extend(values)
-        examples.append(example.SerializeToString())
-    return tf.constant(examples)
-
-
-def raw_columns(rows):
-    """Rows as the JSON-client columns of serving_raw, with the documented missing markers."""
-    columns = {}
-    for key, kind in features.RAW_FEATURE_DTYPES.items():
-        texts = [row.get(key, "") for row in rows]
-        if kind == "string":
-            columns[key] = tf.constant(texts)
-        elif kind == "int":
-            columns[key] = tf.constant([int(float(t)) if t else -1 for t in texts], tf.int64)
-        else:
-            columns[key] = tf.constant([float(t) if t else math.nan for t in texts], tf.float32)
-    return columns
-
-
 def test_export_has_the_three_signatures(exported_model):
     assert set(exported_model.signatures) == {
         features.SERVING_EXAMPLES_SIGNATURE,
@@ -149,16 +116,8 @@ def test_both_serving_signatures_agree_on_csv_rows_with_missing_values(
     assert any(row["company"] == "" for row in rows) and any(
         row["dropoff_latitude"] == "" for row in rows
     ), "the sample must exercise missing values"
-    by_example = exported_model.signatures[features.SERVING_EXAMPLES_SIGNATURE](
-        # Serving requests never carry the label source.
-        examples=serialized_examples(rows, raw_feature_spec, drop={features.TIPS_KEY})
-    )[features.PROBABILITY_OUTPUT].numpy()
-    by_raw = exported_model.signatures[features.SERVING_RAW_SIGNATURE](**raw_columns(rows))[
-        features.PROBABILITY_OUTPUT
-    ].numpy()
-    assert by_example.shape == (60,)
-    assert np.all((by_example >= 0) & (by_example <= 1))
-    np.testing.assert_allclose(by_raw, by_example, rtol=1e-5, atol=1e-6)
+    probabilities = predict_through_both_signatures(exported_model, rows, raw_feature_spec)
+    assert probabilities.shape == (60,)
 
 
 def test_transform_signature_produces_the_label(exported_model, raw_feature_spec):

@@ -50,3 +50,29 @@ def test_a_search_that_completes_reports_a_best_trial(tmp_path):
     )
     best = search.get_best_hyperparameters(1)[0]
     assert "learning_rate" in best.values
+
+
+def test_tuner_fn_hands_tfx_a_strict_search_over_transformed_data(
+    tf_transform_output, transform_output_dir, tmp_path
+):
+    import types
+
+    # The datasets are only built here, not read: an empty gzipped TFRecord file is enough.
+    data_file = str(tmp_path / "part-0.gz")
+    tf.io.TFRecordWriter(data_file, options="GZIP").close()
+    fn_args = types.SimpleNamespace(
+        custom_config={"seed": 3, "batch_size": 16, "tuner_trials": 2},
+        transform_graph_path=transform_output_dir,
+        working_dir=str(tmp_path),
+        train_files=[data_file],
+        eval_files=[data_file],
+        train_steps=5,
+        eval_steps=2,
+    )
+    result = tuner.tuner_fn(fn_args)
+    assert isinstance(result.tuner, tuner.StrictRandomSearch)
+    assert result.tuner.oracle.max_trials == 2
+    assert result.fit_kwargs["steps_per_epoch"] == 5
+    assert result.fit_kwargs["validation_steps"] == 2
+    features_spec = result.fit_kwargs["x"].element_spec[0]
+    assert set(features_spec) == set(features.model_input_names())
