@@ -1,0 +1,203 @@
+"""`python -m serving`: serve the pushed models over TF Serving's REST API on 127.0.0.1:8501.
+
+Flags keep tensorflow_model_server's names where it has them, so one command line and one
+models.config work with both servers.
+"""
+
+import argparse
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+
+DEFAULT_BASE_PATH = os.path.join("outputs", "serving", "taxi")
+BATCHING_FIELD = re.compile(r"^\s*(\w+)\s*(?::\s*(\S+)|\{\s*value\s*:\s*(\S+)\s*\})\s*$")
+BATCHING_FIELDS = {
+    "max_batch_size",
+    "batch_timeout_micros",
+    "max_enqueued_batches",
+    "num_batch_threads",
+}
+IGNORED_BATCHING_FIELDS = {"thread_pool_name", "allowed_batch_sizes", "pad_variable_length_inputs"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m serving",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    models = parser.add_argument_group("models (as tensorflow_model_server)")
+    models.add_argument(
+        "--model_name", default="taxi", help="served model name (default: %(default)s)"
+    )
+    models.add_argument(
+        "--model_base_path",
+        default=DEFAULT_BASE_PATH,
+        help="folder of integer version folders (default: the pipeline's push directory, %(default)s)",
+    )
+    models.add_argument(
+        "--model_config_file",
+        help="ModelServerConfig text proto (several models, version policies, labels); "
+        "overrides --model_name/--model_base_path",
+    )
+    models.add_argument(
+        "--file_system_poll_wait_seconds",
+        type=float,
+        default=1.0,
+        help="how often base paths are checked for new versions; 0 checks only at start (default: 1)",
+    )
+    http = parser.add_argument_group("HTTP")
+    http.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: %(default)s; 0.0.0.0 exposes the server to the network)",
+    )
+    http.add_argument("--rest_api_port", type=int, default=8501, help="default: %(default)s")
+    http.add_argument(
+        "--rest_api_num_threads", type=int, default=8, help="worker threads (default: %(default)s)"
+    )
+    http.add_argument(
+        "--max_request_bytes",
+        type=int,
+        default=16 * 1024 * 1024,
+        help="larger request bodies are refused (default: 16 MiB)",
+    )
+    http.add_argument("--no_access_log", action="store_true", help="do not log every request")
+    batching = parser.add_argument_group("batching (as tensorflow_model_server)")
+    batching.add_argument(
+        "--enable_batching", action="store_true", help="batch concurrent predict calls"
+    )
+    batching.add_argument(
+        "--batching_parameters_file",
+        help="BatchingParameters text proto: max_batch_size, batch_timeout_micros, "
+        "max_enqueued_batches, num_batch_threads",
+    )
+    return parser
+
+
+def read_batching_parameters(path: str):
+    """Reads the BatchingParameters fields this server honours from TF Serving's text format."""
+    from serving.batching import BatchingParameters
+
+    values = {}
+    try:
+        lines = open(path).read().splitlines()
+    except OSError as error:
+        raise ValueError(f"cannot read batching parameters file {path}: {error.strerror}") from None
+    for number, line in enumerate(lines, start=1):
+        line = line.split("#", 1)[0]
+        if not line.strip():
+            continue
+        match = BATCHING_FIELD.match(line)
+        if not match:
+            raise ValueError(
+                f"{path}:{number}: expected `field {{ value: N }}`, got {line.strip()!r}"
+            )
+        field, plain, wrapped = match.groups()
+        if field in IGNORED_BATCHING_FIELDS:
+            logging.getLogger(__name__).warning("%s: %s is accepted but not used here", path, field)
+            continue
+        if field not in BATCHING_FIELDS:
+            raise ValueError(f"{path}:{number}: unknown batching parameter {field!r}")
+        try:
+            values[field] = int(plain or wrapped)
+        except ValueError:
+            raise ValueError(f"{path}:{number}: {field} must be a whole number") from None
+    return BatchingParameters(**values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.batching_parameters_file and not args.enable_batching:
+        print(
+            "error: --batching_parameters_file is set without --enable_batching "
+            "(tensorflow_model_server refuses this too)",
+            file=sys.stderr,
+        )
+        return 2
+    for name in ("rest_api_port",):
+        if not 0 <= getattr(args, name) <= 65535:
+            print(f"error: --{name} must be a port number (0-65535)", file=sys.stderr)
+            return 2
+    if args.rest_api_num_threads < 1 or args.max_request_bytes < 1:
+        print(
+            "error: --rest_api_num_threads and --max_request_bytes must be positive",
+            file=sys.stderr,
+        )
+        return 2
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from serving import config
+    from serving.app import ServerSettings
+    from serving.batching import BatchingParameters
+    from serving.server import ModelServer
+
+    try:
+        if args.model_config_file:
+            specs = config.load_config_file(args.model_config_file)
+        else:
+            specs = config.single_model(args.model_name, args.model_base_path)
+        batching = None
+        if args.enable_batching:
+            batching = (
+                read_batching_parameters(args.batching_parameters_file)
+                if args.batching_parameters_file
+                else BatchingParameters()
+            )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for spec in specs:
+        if not os.path.isdir(spec.base_path):
+            logging.warning(
+                "No versions of servable %s found under base path %s (it does not exist yet); "
+                "serving it as soon as a version appears",
+                spec.name,
+                spec.base_path,
+            )
+    settings = ServerSettings(
+        max_request_bytes=args.max_request_bytes,
+        num_threads=args.rest_api_num_threads,
+        batching=batching,
+    )
+    server = ModelServer(
+        specs,
+        host=args.host,
+        port=args.rest_api_port,
+        settings=settings,
+        poll_seconds=args.file_system_poll_wait_seconds,
+        access_log=not args.no_access_log,
+    )
+    try:
+        server.start()
+    except OSError as error:
+        print(
+            f"error: cannot listen on {args.host}:{args.rest_api_port}: {error.strerror}",
+            file=sys.stderr,
+        )
+        return 1
+    for spec in specs:
+        versions = server.manager.loaded_versions(spec.name)
+        logging.info(
+            "model %s: serving versions %s from %s",
+            spec.name,
+            versions or "none yet",
+            spec.base_path,
+        )
+    print(f"Serving on {server.url} (Ctrl-C to stop)", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
