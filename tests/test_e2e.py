@@ -195,3 +195,46 @@ def test_new_span_is_trained_evaluated_against_the_blessed_model_and_pushed(cach
     assert "change >= -0.2 vs baseline" in auc_row
     after = versions(workspace)
     assert len(after) == len(before) + 1 and after[:-1] == before
+
+
+def test_pushed_model_over_http_equals_the_in_process_signature(
+    cold_run, workspace, raw_feature_spec
+):
+    import base64
+
+    import tensorflow as tf
+
+    from models import features
+    from serving.client import ServingClient
+    from serving.server import ModelServer
+    from serving.versions import ModelSpec
+    from tests.serving_inputs import predict_through_both_signatures, serialized_examples
+
+    (version,) = versions(workspace)
+    model_dir = workspace / "outputs" / "serving" / "taxi"
+    rows = read_csv_rows(DATA_ROOT / "span-2" / "data.csv", limit=40)
+    expected = predict_through_both_signatures(
+        tf.saved_model.load(str(model_dir / version)), rows, raw_feature_spec
+    )
+    # JSON clients send raw CSV values; an empty cell is NaN, "" or -1 (features.MISSING_VALUE_DOC).
+    instances = []
+    for row in rows:
+        instance = {}
+        for key, kind in features.RAW_FEATURE_DTYPES.items():
+            text = row[key]
+            if kind == "string":
+                instance[key] = text
+            elif kind == "int":
+                instance[key] = int(float(text)) if text else -1
+            else:
+                instance[key] = float(text) if text else math.nan
+        instances.append(instance)
+    examples = serialized_examples(rows, raw_feature_spec, drop={features.TIPS_KEY}).numpy()
+    with ModelServer([ModelSpec("taxi", str(model_dir))], port=0, poll_seconds=0) as server:
+        client = ServingClient(server.url)
+        by_rows = client.predict_rows("taxi", instances, signature_name="serving_raw")
+        by_examples = client.predict_rows(
+            "taxi", [{"b64": base64.b64encode(e).decode()} for e in examples]
+        )
+    np.testing.assert_allclose(by_rows, expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(by_examples, expected, rtol=1e-6, atol=1e-6)
