@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast lint format bench clean
+.PHONY: setup run serve serving-config test test-fast lint format bench bench-serving clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,14 @@ $(STAMP): pyproject.toml constraints.txt
 run: setup
 	$(BIN)/python local_runner.py $(ARGS)
 
+# Serves outputs/serving/taxi on 127.0.0.1:8501 over TF Serving's REST API (ARGS for more flags).
+serve: setup
+	$(BIN)/python -m serving $(ARGS)
+
+# Writes models.config etc. for the real tensorflow_model_server and prints its command lines.
+serving-config: setup
+	$(BIN)/python -m serving.tf_serving $(ARGS)
+
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -37,6 +45,9 @@ format: setup
 
 bench: setup
 	$(BIN)/python bench/pipeline_bench.py $(ARGS)
+
+bench-serving: setup
+	$(BIN)/python bench/serving_bench.py $(ARGS)
 
 clean:
 	rm -rf outputs .pytest_cache
