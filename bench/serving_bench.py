@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import csv
 import json
-import math
 import os
 import pathlib
 import re
@@ -34,24 +33,12 @@ ROWS = (1, 64)
 
 
 def raw_instances(count: int) -> list[dict]:
-    """CSV rows of the bundled data as serving_raw JSON instances (missing: NaN, '', -1)."""
+    """CSV rows of the bundled data as serving_raw JSON instances."""
     from models import features
 
     with open(REPO_ROOT / "data" / "taxi" / "span-2" / "data.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))[:count]
-    instances = []
-    for row in rows:
-        instance = {}
-        for key, kind in features.RAW_FEATURE_DTYPES.items():
-            text = row[key]
-            if kind == "string":
-                instance[key] = text
-            elif kind == "int":
-                instance[key] = int(float(text)) if text else -1
-            else:
-                instance[key] = float(text) if text else math.nan
-        instances.append(instance)
-    return instances
+    return [features.raw_json_instance(row) for row in rows]
 
 
 def percentile(values: list[float], q: float) -> float:

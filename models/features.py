@@ -62,6 +62,22 @@ RAW_FEATURE_DTYPES: Final = {
 # How a JSON client of the raw-feature signature says "this value is missing".
 # Floats use NaN, strings the empty string, integers a negative number (no valid value is < 0).
 MISSING_VALUE_DOC: Final = "NaN for floats, '' for strings, -1 for integers"
+MISSING_INT: Final = -1
+
+
+def raw_json_instance(csv_row: dict[str, str]) -> dict[str, float | int | str]:
+    """A CSV row (column -> cell text) as one `serving_raw` JSON instance, empty cells as missing."""
+    instance: dict[str, float | int | str] = {}
+    for key, kind in RAW_FEATURE_DTYPES.items():
+        text = csv_row.get(key, "")
+        if kind == "string":
+            instance[key] = text
+        elif kind == "int":
+            instance[key] = int(float(text)) if text else MISSING_INT
+        else:
+            instance[key] = float(text) if text else float("nan")
+    return instance
+
 
 # Signature names in the exported SavedModel.
 SERVING_EXAMPLES_SIGNATURE: Final = "serving_default"

@@ -1,7 +1,5 @@
 """Build serving requests from CSV rows for the exported model's two serving signatures."""
 
-import math
-
 import numpy as np
 import tensorflow as tf
 
@@ -31,16 +29,12 @@ def serialized_examples(rows, raw_feature_spec, drop=()):
 
 def raw_columns(rows):
     """Rows as the JSON-client columns of serving_raw, with the documented missing markers."""
-    columns = {}
-    for key, kind in features.RAW_FEATURE_DTYPES.items():
-        texts = [row.get(key, "") for row in rows]
-        if kind == "string":
-            columns[key] = tf.constant(texts)
-        elif kind == "int":
-            columns[key] = tf.constant([int(float(t)) if t else -1 for t in texts], tf.int64)
-        else:
-            columns[key] = tf.constant([float(t) if t else math.nan for t in texts], tf.float32)
-    return columns
+    instances = [features.raw_json_instance(row) for row in rows]
+    dtypes = {"string": tf.string, "int": tf.int64, "float": tf.float32}
+    return {
+        key: tf.constant([instance[key] for instance in instances], dtypes[kind])
+        for key, kind in features.RAW_FEATURE_DTYPES.items()
+    }
 
 
 def predict_through_both_signatures(loaded, rows, raw_feature_spec) -> np.ndarray:

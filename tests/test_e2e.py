@@ -217,18 +217,7 @@ def test_pushed_model_over_http_equals_the_in_process_signature(
         tf.saved_model.load(str(model_dir / version)), rows, raw_feature_spec
     )
     # JSON clients send raw CSV values; an empty cell is NaN, "" or -1 (features.MISSING_VALUE_DOC).
-    instances = []
-    for row in rows:
-        instance = {}
-        for key, kind in features.RAW_FEATURE_DTYPES.items():
-            text = row[key]
-            if kind == "string":
-                instance[key] = text
-            elif kind == "int":
-                instance[key] = int(float(text)) if text else -1
-            else:
-                instance[key] = float(text) if text else math.nan
-        instances.append(instance)
+    instances = [features.raw_json_instance(row) for row in rows]
     examples = serialized_examples(rows, raw_feature_spec, drop={features.TIPS_KEY}).numpy()
     with ModelServer([ModelSpec("taxi", str(model_dir))], port=0, poll_seconds=0) as server:
         client = ServingClient(server.url)
