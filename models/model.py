@@ -52,8 +52,10 @@ def skip_autograph_for_tf_keras() -> None:
     separate package), so the first `fit` in a process spends 10-20 s converting Keras internals.
     This adds the same exemption for `tf_keras`; our own code is still converted. Idempotent.
     """
-    from tensorflow.python.autograph.core import config as autograph_config
-
+    try:
+        from tensorflow.python.autograph.core import config as autograph_config
+    except ImportError:  # a TensorFlow without this module: training is only slower to start
+        return
     rules = autograph_config.CONVERSION_RULES
     if not any(str(r) == "DoNotConvert rule for tf_keras" for r in rules):
         autograph_config.CONVERSION_RULES = (autograph_config.DoNotConvert("tf_keras"), *rules)
