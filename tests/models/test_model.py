@@ -127,3 +127,12 @@ def test_transform_signature_produces_the_label(exported_model, raw_feature_spec
     )
     expected = [int(float(r["tips"]) > 0.2 * float(r["fare"])) for r in rows]
     np.testing.assert_array_equal(transformed[features.LABEL_KEY].numpy().reshape(-1), expected)
+
+
+def test_autograph_leaves_tf_keras_internals_alone_once():
+    from tensorflow.python.autograph.core import config as autograph_config
+
+    taxi_model.skip_autograph_for_tf_keras()
+    taxi_model.skip_autograph_for_tf_keras()
+    rules = [str(rule) for rule in autograph_config.CONVERSION_RULES]
+    assert rules.count("DoNotConvert rule for tf_keras") == 1
