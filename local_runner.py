@@ -17,6 +17,7 @@ import traceback
 REPO_ROOT = pathlib.Path(__file__).resolve().parent
 DEFAULT_DATA_ROOT = REPO_ROOT / "data" / "taxi"
 DEFAULT_SCHEMA = REPO_ROOT / "data" / "schema" / "schema.pbtxt"
+DEFAULT_ANOMALY_POLICY = REPO_ROOT / "data" / "schema" / "anomaly_policy.json"
 DEFAULT_OUTPUT_DIR = REPO_ROOT / "outputs"
 SPAN_DIR = re.compile(r"^span-(\d+)$")
 BEAM_MODES = ("in_memory", "multi_threading", "multi_processing")
@@ -88,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=pathlib.Path,
         default=DEFAULT_SCHEMA,
         help="curated schema.pbtxt, imported with ImportSchemaGen (default: %(default)s)",
+    )
+    paths.add_argument(
+        "--anomaly-policy",
+        type=pathlib.Path,
+        default=DEFAULT_ANOMALY_POLICY,
+        help="which anomalies stop the run before Transform (fail) and which only warn "
+        "(default: %(default)s)",
     )
     paths.add_argument(
         "--infer-schema",
@@ -240,10 +248,35 @@ def validate_paths(args: argparse.Namespace) -> list[str]:
             )
         else:
             problems.extend(check_schema(args.schema))
+    try:
+        args.anomaly_policy_json = read_policy(args.anomaly_policy)
+    except ValueError as error:
+        problems.append(str(error))
     for flag in args.beam_arg:
         if not flag.startswith("--"):
             problems.append(f"--beam-arg values must look like --name=value, got {flag!r}")
     return problems
+
+
+def read_policy(path: pathlib.Path) -> str:
+    """The anomaly policy file as compact JSON; raises ValueError naming the problem."""
+    import json
+
+    from tfx_pipeline.anomaly_policy import validate_policy
+
+    try:
+        policy = json.loads(path.read_text())
+    except OSError as error:
+        raise ValueError(f"cannot read anomaly policy {path}: {error.strerror}") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"anomaly policy {path} is not JSON: {error}") from None
+    if not isinstance(policy, dict):
+        raise ValueError(f"anomaly policy {path} must be a JSON object")
+    try:
+        validate_policy(policy)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    return json.dumps(policy, sort_keys=True)
 
 
 def check_schema(path: pathlib.Path) -> list[str]:
@@ -336,6 +369,7 @@ def run(args, output, output_dir, serving_root, log_path, started) -> int:  # no
         metadata_path=metadata_path,
         schema_path=None if args.infer_schema else str(args.schema.resolve()),
         module_fingerprint=config_lib.module_fingerprint(),
+        anomaly_policy_json=args.anomaly_policy_json,
         run_tuner=run_tuner,
         tuner_trials=args.tuner_trials,
         tuner_train_steps=args.tuner_steps,

@@ -146,3 +146,14 @@ def test_beam_args_pick_workers_from_the_mode():
     assert local_runner.beam_args(local_runner.build_parser().parse_args([])) == ()
     extra = local_runner.build_parser().parse_args(["--beam-arg=--direct_num_workers=1"])
     assert local_runner.beam_args(extra)[-1] == "--direct_num_workers=1"
+
+
+def test_bad_anomaly_policy_is_refused_before_running(capsys, tmp_path, output_dir):
+    policy = tmp_path / "policy.json"
+    policy.write_text('{"default": "ignore"}')
+    code, err = run_main(capsys, "--anomaly-policy", str(policy), "--output-dir", str(output_dir))
+    assert code == local_runner.EXIT_USAGE
+    assert "default must be 'fail' or 'warn'" in err
+    policy.write_text("{not json")
+    code, err = run_main(capsys, "--anomaly-policy", str(policy), "--output-dir", str(output_dir))
+    assert "is not JSON" in err

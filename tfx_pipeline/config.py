@@ -2,9 +2,11 @@
 
 import dataclasses
 import hashlib
+import json
 import pathlib
 
 import models
+from tfx_pipeline import anomaly_policy
 
 # Module code TFX loads by dotted path; the project is installed into the environment.
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
@@ -25,6 +27,7 @@ class PipelineConfig:
       schema_path: curated schema.pbtxt for ImportSchemaGen, or None to infer with SchemaGen.
       run_tuner: True searches hyperparameters; False reuses the latest ones in MLMD.
       module_fingerprint: hash of models/ source; part of the cache key of module-code steps.
+      anomaly_policy_json: the DataGate policy (see tfx_pipeline/data_gate.py) as JSON text.
     """
 
     pipeline_name: str
@@ -34,6 +37,7 @@ class PipelineConfig:
     metadata_path: str | None
     schema_path: str | None
     module_fingerprint: str
+    anomaly_policy_json: str = '{"default": "fail"}'
     run_tuner: bool = True
     tuner_trials: int = 3
     tuner_train_steps: int = 300
@@ -72,6 +76,10 @@ class PipelineConfig:
             problems.append(
                 f"pipeline_name may hold letters, digits, '-' and '_' only, got {self.pipeline_name!r}"
             )
+        try:
+            anomaly_policy.validate_policy(json.loads(self.anomaly_policy_json))
+        except (ValueError, AttributeError) as error:  # JSONDecodeError is a ValueError
+            problems.append(f"anomaly_policy_json: {error}")
         if problems:
             raise ValueError("invalid pipeline config: " + "; ".join(problems))
 

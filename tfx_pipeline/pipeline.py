@@ -16,6 +16,7 @@ from tfx.types import Channel, standard_artifacts
 from models import features
 from tfx_pipeline import config as config_lib
 from tfx_pipeline.baseline import LatestBlessedBaselineStrategy
+from tfx_pipeline.data_gate import DataGate
 
 # Component ids: stable names that MLMD history, caching and the summary rely on.
 EXAMPLE_GEN = "CsvExampleGen"
@@ -23,6 +24,7 @@ STATISTICS_GEN = "StatisticsGen"
 SCHEMA_GEN = "SchemaGen"
 IMPORT_SCHEMA_GEN = "ImportSchemaGen"
 EXAMPLE_VALIDATOR = "ExampleValidator"
+DATA_GATE = "DataGate"
 TRANSFORM = "Transform"
 TUNER = "Tuner"
 HYPERPARAMETERS_RESOLVER = "latest_hyperparameters_resolver"
@@ -118,6 +120,10 @@ def create_pipeline(config: config_lib.PipelineConfig) -> tfx_pipeline.Pipeline:
         statistics=statistics_gen.outputs["statistics"], schema=schema
     ).with_id(EXAMPLE_VALIDATOR)
 
+    data_gate = DataGate(
+        anomalies=example_validator.outputs["anomalies"], policy=config.anomaly_policy_json
+    ).with_id(DATA_GATE)
+
     transform = components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema,
@@ -126,6 +132,8 @@ def create_pipeline(config: config_lib.PipelineConfig) -> tfx_pipeline.Pipeline:
         # StatisticsGen already describes the raw data; Transform's own statistics go unused.
         disable_statistics=True,
     ).with_id(TRANSFORM)
+    # Nothing downstream of the data may run on data the gate refused.
+    transform.add_upstream_node(data_gate)
 
     if config.run_tuner:
         tuner = components.Tuner(
@@ -194,6 +202,7 @@ def create_pipeline(config: config_lib.PipelineConfig) -> tfx_pipeline.Pipeline:
             statistics_gen,
             schema_gen,
             example_validator,
+            data_gate,
             transform,
             hyperparameters_node,
             trainer,

@@ -41,6 +41,7 @@ class RunSummary:
     states: dict[str, str] = dataclasses.field(default_factory=dict)
     spans: list[str] = dataclasses.field(default_factory=list)
     anomalies: list[str] | None = None
+    gate: str | None = None  # the DataGate's verdict, from its report
     hyperparameters: dict[str, object] | None = None
     hyperparameters_origin: str = ""
     metrics: list[MetricRow] = dataclasses.field(default_factory=list)
@@ -146,6 +147,7 @@ def summarize_run(metadata_path: str, pipeline_name: str) -> RunSummary | None:
 
     _add_spans(summary, outputs_by_node)
     _add_anomalies(summary, outputs_by_node)
+    _add_gate(summary, outputs_by_node)
     _add_hyperparameters(summary, outputs_by_node, inputs_by_node)
     _add_evaluation(summary, outputs_by_node)
     _add_push(summary, outputs_by_node)
@@ -196,11 +198,29 @@ def _add_anomalies(summary: RunSummary, outputs: Mapping[str, Mapping[str, list]
     summary.anomalies = found
 
 
+def _add_gate(summary: RunSummary, outputs: Mapping[str, Mapping[str, list]]) -> None:
+    state = summary.states.get(pipeline_lib.DATA_GATE)
+    if state is None:
+        return
+    if state == "FAILED":
+        summary.gate = "STOPPED the run: anomalies break the data policy (see the error below)"
+        return
+    reports = outputs.get(pipeline_lib.DATA_GATE, {}).get("report", [])
+    warned = 0
+    if reports:
+        path = os.path.join(reports[0].uri, "report.json")
+        if os.path.exists(path):
+            warned = sum(1 for f in json.load(open(path))["findings"] if f["action"] == "warn")
+    summary.gate = "passed" + (f" with {warned} warnings (policy: warn)" if warned else "")
+
+
 def _add_hyperparameters(
     summary: RunSummary,
     outputs: Mapping[str, Mapping[str, list]],
     inputs: Mapping[str, Mapping[str, list]],
 ) -> None:
+    if pipeline_lib.TRAINER not in inputs:
+        return  # the run stopped before training
     # What the Trainer actually received; the Tuner or the resolver only explains its origin.
     artifacts = inputs.get(pipeline_lib.TRAINER, {}).get("hyperparameters", [])
     if pipeline_lib.TUNER in outputs:
@@ -368,6 +388,8 @@ def format_summary(summary: RunSummary, max_slices: int = 12) -> Iterable[str]:
         yield f"Anomalies:       {len(summary.anomalies)} found"
         for anomaly in summary.anomalies:
             yield f"                 - {anomaly}"
+    if summary.gate:
+        yield f"Data gate:       {summary.gate}"
     if summary.hyperparameters_origin:
         values = ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"

@@ -34,8 +34,9 @@ def test_component_ids_in_run_order(config):
         "CsvExampleGen",
         "ImportSchemaGen",
         "StatisticsGen",
-        "Transform",
         "ExampleValidator",
+        "DataGate",
+        "Transform",
         "Tuner",
         "Trainer",
         "latest_blessed_model_resolver",
@@ -46,8 +47,10 @@ def test_component_ids_in_run_order(config):
 
 def test_key_edges(config):
     pipeline = pipeline_lib.create_pipeline(config)
-    assert upstream_ids(pipeline, "Transform") == {"CsvExampleGen", "ImportSchemaGen"}
+    # Transform waits for the data gate: refused data never reaches training.
+    assert upstream_ids(pipeline, "Transform") == {"CsvExampleGen", "ImportSchemaGen", "DataGate"}
     assert upstream_ids(pipeline, "ExampleValidator") == {"StatisticsGen", "ImportSchemaGen"}
+    assert upstream_ids(pipeline, "DataGate") == {"ExampleValidator"}
     assert upstream_ids(pipeline, "Trainer") == {"Transform", "ImportSchemaGen", "Tuner"}
     assert upstream_ids(pipeline, "Evaluator") == {
         "CsvExampleGen",
@@ -104,7 +107,7 @@ def test_eval_config_gates_only_the_overall_slice(config):
 def test_pipeline_compiles_to_ir(config):
     ir = compiler.Compiler().compile(pipeline_lib.create_pipeline(config))
     assert ir.pipeline_info.id == "taxi-test"
-    assert len(ir.nodes) == 10
+    assert len(ir.nodes) == 11
 
 
 def test_module_fingerprint_tracks_the_models_source():

@@ -1,0 +1,75 @@
+"""DataGate: stops the run before Transform when ExampleValidator's anomalies break the policy.
+
+TFX's ExampleValidator records anomalies but stops nothing. The gate reads them, applies the
+declarative policy of `anomaly_policy` (fail or warn, per anomaly kind and per feature), writes a
+report (JSON and text) into its output artifact, and fails with every failing anomaly named, so
+Transform, training and pushing never see the data.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import artifact, standard_artifacts
+
+from tfx_pipeline.anomaly_policy import findings, render_report, validate_policy
+
+SPLITS = ("train", "eval")
+
+
+def read_anomalies(uri: str) -> dict[str, anomalies_pb2.Anomalies]:
+    """ExampleValidator's anomalies per split (local or remote filesystems alike)."""
+    by_split = {}
+    for split in SPLITS:
+        path = os.path.join(uri, f"Split-{split}", "SchemaDiff.pb")
+        if tf.io.gfile.exists(path):
+            with tf.io.gfile.GFile(path, "rb") as handle:
+                by_split[split] = anomalies_pb2.Anomalies.FromString(handle.read())
+    return by_split
+
+
+def report_dirs(report_uri: str) -> list[str]:
+    """Where the report goes: the output artifact, and a folder TFX keeps when the gate fails.
+
+    TFX deletes the outputs of a failed execution, and a failed gate is exactly when people
+    need the report: <pipeline_root>/DataGate/reports/<execution id>/ survives.
+    """
+    component_dir = os.path.dirname(os.path.dirname(report_uri))
+    return [report_uri, os.path.join(component_dir, "reports", os.path.basename(report_uri))]
+
+
+class DataGateReport(artifact.Artifact):
+    """The gate's verdict: report.json and report.txt."""
+
+    TYPE_NAME = "DataGateReport"
+
+
+class DataGateError(RuntimeError):
+    """The data broke the policy; the message lists every failing anomaly."""
+
+
+@component
+def DataGate(  # noqa: N802 - TFX component names are class-like
+    anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
+    report: OutputArtifact[DataGateReport],
+    policy: Parameter[str],
+) -> None:
+    """Fails the run when an anomaly the policy marks `fail` is present."""
+    rules = validate_policy(json.loads(policy))
+    found = findings(read_anomalies(anomalies.uri), rules)
+    directories = report_dirs(report.uri)
+    for directory in directories:
+        tf.io.gfile.makedirs(directory)
+        for name, text in render_report(found).items():
+            with tf.io.gfile.GFile(os.path.join(directory, name), "w") as handle:
+                handle.write(text)
+    failing = [f for f in found if f.action == "fail"]
+    if failing:
+        raise DataGateError(
+            f"{len(failing)} anomalies break the data policy: "
+            + "; ".join(f.text() for f in failing)
+            + f" (report: {os.path.join(directories[-1], 'report.txt')})"
+        )
