@@ -6,6 +6,7 @@ import tensorflow_model_analysis as tfma
 # (google-cloud-aiplatform), about 4 s of every run's start-up that a local run never uses.
 from tfx import components
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.dsl.components.base import executor_spec
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
 from tfx.orchestration import metadata
@@ -14,6 +15,7 @@ from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
 from models import features
+from tfx_pipeline import atomic_pusher
 from tfx_pipeline import config as config_lib
 from tfx_pipeline.baseline import LatestBlessedBaselineStrategy
 from tfx_pipeline.data_gate import DataGate
@@ -180,6 +182,8 @@ def create_pipeline(config: config_lib.PipelineConfig) -> tfx_pipeline.Pipeline:
     ).with_id(EVALUATOR)
 
     pusher = components.Pusher(
+        # Versions appear complete or not at all, and an unchanged model is never pushed twice.
+        custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor),
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=pusher_pb2.PushDestination(

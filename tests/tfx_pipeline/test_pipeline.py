@@ -121,3 +121,10 @@ def test_config_rejects_every_bad_value_at_once(config):
         dataclasses.replace(config, train_steps=0, min_auc=1.5, pipeline_name="bad name!")
     message = str(error.value)
     assert "train_steps" in message and "min_auc" in message and "pipeline_name" in message
+
+
+def test_pusher_pushes_atomically(config):
+    from tfx_pipeline import atomic_pusher
+
+    pusher = next(c for c in pipeline_lib.create_pipeline(config).components if c.id == "Pusher")
+    assert pusher.executor_spec.executor_class is atomic_pusher.Executor

@@ -1,0 +1,53 @@
+"""Atomic, duplicate-free pushes into a TF Serving base path."""
+
+import os
+
+import pytest
+
+from tfx_pipeline import atomic_pusher
+
+
+def make_model(path, weights: bytes):
+    (path / "variables").mkdir(parents=True)
+    (path / "saved_model.pb").write_bytes(b"graph")
+    (path / "variables" / "variables.data-00000-of-00001").write_bytes(weights)
+    return str(path)
+
+
+def test_a_push_leaves_exactly_one_complete_version_and_no_staging(tmp_path):
+    model = make_model(tmp_path / "model", b"w1")
+    base = tmp_path / "serving" / "taxi"
+    version, copied = atomic_pusher.push_atomically(model, str(base), now=1_800_000_000)
+    assert (version, copied) == (1_800_000_000, True)
+    assert os.listdir(base) == ["1800000000"]
+    assert atomic_pusher.model_digest(str(base / "1800000000")) == atomic_pusher.model_digest(model)
+
+
+def test_an_identical_model_is_not_pushed_again(tmp_path):
+    model = make_model(tmp_path / "model", b"w1")
+    base = tmp_path / "serving"
+    first, _ = atomic_pusher.push_atomically(model, str(base), now=100)
+    again, copied = atomic_pusher.push_atomically(model, str(base), now=200)
+    assert (again, copied) == (first, False)
+    assert os.listdir(base) == ["100"]
+
+
+def test_versions_only_go_up_even_within_one_second_or_with_a_slow_clock(tmp_path):
+    base = tmp_path / "serving"
+    v1, _ = atomic_pusher.push_atomically(make_model(tmp_path / "a", b"a"), str(base), now=500)
+    v2, _ = atomic_pusher.push_atomically(make_model(tmp_path / "b", b"b"), str(base), now=500)
+    v3, _ = atomic_pusher.push_atomically(make_model(tmp_path / "c", b"c"), str(base), now=10)
+    assert v1 < v2 < v3 == 502
+
+
+def test_a_failed_copy_leaves_nothing_behind(tmp_path, monkeypatch):
+    base = tmp_path / "serving"
+
+    def broken_copy(source, target):
+        os.makedirs(target)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(atomic_pusher.shutil, "copytree", broken_copy)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_pusher.push_atomically(make_model(tmp_path / "m", b"x"), str(base), now=7)
+    assert os.listdir(base) == []

@@ -1,0 +1,108 @@
+"""Pusher executor whose versions appear complete or not at all, and never twice.
+
+TFX's filesystem Pusher copies files straight into `<base>/<version>/` (saved_model.pb last), so
+a model server polling the base path can see a version folder before it is complete. This one
+copies into a hidden sibling folder and renames it into place, which is atomic on a local
+filesystem. It also refuses to push a model identical to a version already in the base path
+(a re-evaluated, unchanged model), and it never reuses or goes below an existing version number.
+"""
+
+import hashlib
+import os
+import shutil
+import time
+import uuid
+from typing import Any
+
+from absl import logging
+from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.io import fileio
+from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import io_utils, proto_utils
+
+
+def model_digest(path: str) -> str:
+    """SHA-256 over every file of a SavedModel folder (names and bytes)."""
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            digest.update(os.path.relpath(full, path).encode())
+            with open(full, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+    return digest.hexdigest()
+
+
+def existing_versions(base_directory: str) -> list[int]:
+    if not os.path.isdir(base_directory):
+        return []
+    return sorted(int(name) for name in os.listdir(base_directory) if name.isdigit())
+
+
+def next_version(base_directory: str, now: float) -> int:
+    """Unix seconds, but always above every version present (two pushes in one second)."""
+    versions = existing_versions(base_directory)
+    return max(int(now), versions[-1] + 1 if versions else 0)
+
+
+def push_atomically(model_path: str, base_directory: str, now: float) -> tuple[int, bool]:
+    """Places `model_path` as a new version; returns (version, whether anything was copied).
+
+    An identical model already present is not copied again: its version is returned.
+    """
+    os.makedirs(base_directory, exist_ok=True)
+    digest = model_digest(model_path)
+    for version in reversed(existing_versions(base_directory)):
+        if model_digest(os.path.join(base_directory, str(version))) == digest:
+            return version, False
+    version = next_version(base_directory, now)
+    staging = os.path.join(base_directory, f".push-{version}-{uuid.uuid4().hex[:8]}")
+    try:
+        shutil.copytree(model_path, staging)
+        os.rename(staging, os.path.join(base_directory, str(version)))
+    finally:
+        if os.path.exists(staging):
+            shutil.rmtree(staging, ignore_errors=True)
+    return version, True
+
+
+class Executor(pusher_executor.Executor):
+    """TFX Pusher with atomic, duplicate-free pushes to a local filesystem destination."""
+
+    def Do(  # noqa: N802 - TFX executor API
+        self,
+        input_dict: dict[str, list[Any]],
+        output_dict: dict[str, list[Any]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        model_push = artifact_utils.get_single_instance(
+            output_dict[standard_component_specs.PUSHED_MODEL_KEY]
+        )
+        if not self.CheckBlessing(input_dict):
+            self._MarkNotPushed(model_push)
+            return
+        model_path = self.GetModelPath(input_dict)
+        destination = pusher_pb2.PushDestination()
+        proto_utils.json_to_proto(
+            exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination
+        )
+        base_directory = destination.filesystem.base_directory
+        if "://" in base_directory:
+            # Remote filesystems have no atomic rename: TFX's own push (saved_model.pb last).
+            super().Do(input_dict, output_dict, exec_properties)
+            return
+        version, copied = push_atomically(model_path, base_directory, time.time())
+        serving_path = os.path.join(base_directory, str(version))
+        if copied:
+            logging.info("Model pushed atomically to %s.", serving_path)
+        else:
+            logging.info(
+                "Model is identical to the served version %s; nothing copied.", serving_path
+            )
+        io_utils.copy_dir(model_path, model_push.uri)
+        self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=str(version))
+        if not fileio.exists(serving_path):
+            raise RuntimeError(f"push to {serving_path} did not leave a version folder")
