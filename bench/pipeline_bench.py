@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 import psutil
 
@@ -71,6 +72,7 @@ def eval_auc(output_dir: pathlib.Path) -> float | None:
     """The candidate's overall AUC of the latest run, read from MLMD and the Evaluator's output."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)  # google-api-core's Python notice
     from tfx_pipeline import summary
 
     run = summary.summarize_run(str(output_dir / "metadata.sqlite"), "taxi")
