@@ -21,6 +21,8 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
+STAGING_PREFIX = ".push-"
+
 
 def model_digest(path: str) -> str:
     """SHA-256 over every file of a SavedModel folder (names and bytes)."""
@@ -54,12 +56,16 @@ def push_atomically(model_path: str, base_directory: str, now: float) -> tuple[i
     An identical model already present is not copied again: its version is returned.
     """
     os.makedirs(base_directory, exist_ok=True)
+    # A push killed mid-copy leaves its staging folder; servers ignore it, the next push clears it.
+    for name in os.listdir(base_directory):
+        if name.startswith(STAGING_PREFIX):
+            shutil.rmtree(os.path.join(base_directory, name), ignore_errors=True)
     digest = model_digest(model_path)
     for version in reversed(existing_versions(base_directory)):
         if model_digest(os.path.join(base_directory, str(version))) == digest:
             return version, False
     version = next_version(base_directory, now)
-    staging = os.path.join(base_directory, f".push-{version}-{uuid.uuid4().hex[:8]}")
+    staging = os.path.join(base_directory, f"{STAGING_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
     try:
         shutil.copytree(model_path, staging)
         os.rename(staging, os.path.join(base_directory, str(version)))

@@ -51,3 +51,13 @@ def test_a_failed_copy_leaves_nothing_behind(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         atomic_pusher.push_atomically(make_model(tmp_path / "m", b"x"), str(base), now=7)
     assert os.listdir(base) == []
+
+
+def test_staging_left_by_a_killed_push_is_cleared_and_never_a_version(tmp_path):
+    base = tmp_path / "serving"
+    leftover = base / ".push-99-deadbeef"
+    leftover.mkdir(parents=True)
+    (leftover / "saved_model.pb").write_bytes(b"half")
+    assert atomic_pusher.existing_versions(str(base)) == []
+    version, _ = atomic_pusher.push_atomically(make_model(tmp_path / "m", b"x"), str(base), now=5)
+    assert sorted(os.listdir(base)) == [str(version)]
