@@ -22,6 +22,12 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
 STAGING_PREFIX = ".push-"
+# Directory contract with serving/rollback.py: versions taken out of service are renamed so.
+ROLLED_BACK_PREFIX = ".rolled_back-"
+
+
+class RolledBackModelError(RuntimeError):
+    """The model is identical to a version someone rolled back: do not serve it again."""
 
 
 def model_digest(path: str) -> str:
@@ -61,6 +67,13 @@ def push_atomically(model_path: str, base_directory: str, now: float) -> tuple[i
         if name.startswith(STAGING_PREFIX):
             shutil.rmtree(os.path.join(base_directory, name), ignore_errors=True)
     digest = model_digest(model_path)
+    for name in os.listdir(base_directory):
+        if name.startswith(ROLLED_BACK_PREFIX):
+            if model_digest(os.path.join(base_directory, name)) == digest:
+                raise RolledBackModelError(
+                    f"this model is identical to {name} in {base_directory}, which was rolled "
+                    "back (see rollbacks.jsonl there); it is not pushed again"
+                )
     for version in reversed(existing_versions(base_directory)):
         if model_digest(os.path.join(base_directory, str(version))) == digest:
             return version, False
@@ -100,7 +113,12 @@ class Executor(pusher_executor.Executor):
             # Remote filesystems have no atomic rename: TFX's own push (saved_model.pb last).
             super().Do(input_dict, output_dict, exec_properties)
             return
-        version, copied = push_atomically(model_path, base_directory, time.time())
+        try:
+            version, copied = push_atomically(model_path, base_directory, time.time())
+        except RolledBackModelError as error:
+            logging.warning("%s", error)
+            self._MarkNotPushed(model_push)
+            return
         serving_path = os.path.join(base_directory, str(version))
         if copied:
             logging.info("Model pushed atomically to %s.", serving_path)

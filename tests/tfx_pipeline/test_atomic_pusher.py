@@ -61,3 +61,13 @@ def test_staging_left_by_a_killed_push_is_cleared_and_never_a_version(tmp_path):
     assert atomic_pusher.existing_versions(str(base)) == []
     version, _ = atomic_pusher.push_atomically(make_model(tmp_path / "m", b"x"), str(base), now=5)
     assert sorted(os.listdir(base)) == [str(version)]
+
+
+def test_a_rolled_back_model_is_never_pushed_again(tmp_path):
+    base = tmp_path / "serving"
+    model = make_model(tmp_path / "m", b"bad weights")
+    version, _ = atomic_pusher.push_atomically(model, str(base), now=5)
+    os.rename(base / str(version), base / f".rolled_back-{version}")
+    with pytest.raises(atomic_pusher.RolledBackModelError, match="rolled back"):
+        atomic_pusher.push_atomically(model, str(base), now=6)
+    assert atomic_pusher.existing_versions(str(base)) == []
