@@ -177,14 +177,22 @@ def test_unmeetable_threshold_pushes_nothing_and_says_why(cached_run, workspace)
     assert "Pushed:          nothing (not pushed: the model was not blessed)" in result.stdout
 
 
-def test_new_span_is_trained_evaluated_against_the_blessed_model_and_pushed(cached_run, workspace):
+@pytest.fixture(scope="module")
+def new_span_run(cached_run, workspace):
+    """Adds span 3 and runs again: a new model, evaluated against the blessed one."""
     assert versions(workspace), "needs the model pushed by the cold run"
     before = versions(workspace)
     rows = (workspace / "data" / "span-2" / "data.csv").read_text().splitlines(keepends=True)
     (workspace / "data" / "span-3").mkdir()
     # The same trips in reverse order: a new span for ExampleGen, valid under the same schema.
     (workspace / "data" / "span-3" / "data.csv").write_text(rows[0] + "".join(reversed(rows[1:])))
-    result = run_pipeline(workspace, "--min-auc", "0.6", "--max-auc-drop", "0.2")
+    return run_pipeline(workspace, "--min-auc", "0.6", "--max-auc-drop", "0.2"), before
+
+
+def test_new_span_is_trained_evaluated_against_the_blessed_model_and_pushed(
+    new_span_run, workspace
+):
+    result, before = new_span_run
     assert result.returncode == 0, result.stdout + result.stderr
     states = latest_run_states(workspace)
     for node in ("CsvExampleGen", "Transform", "Trainer", "Evaluator", "Pusher"):
@@ -228,3 +236,23 @@ def test_pushed_model_over_http_equals_the_in_process_signature(
         )
     np.testing.assert_allclose(by_rows, expected, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(by_examples, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_history_and_rollback_after_two_pushes(new_span_run, workspace, capsys):
+    from serving import rollback
+    from tfx_pipeline import history
+
+    metadata = str(workspace / "outputs" / "metadata.sqlite")
+    assert new_span_run[0].returncode == 0
+    first, second = history.pushes(metadata, "taxi")
+    assert (first.span, second.span) == (2, 3)
+    assert first.blessed and second.blessed and second.auc is not None
+    assert (first.on_disk, second.on_disk) == ("present", "SERVED")
+
+    base = workspace / "outputs" / "serving" / "taxi"
+    rollback.rollback(str(base), reason="e2e: the span-3 model is suspect")
+    after = {p.version: p.on_disk for p in history.pushes(metadata, "taxi")}
+    assert after == {first.version: "SERVED", second.version: "rolled back"}
+    assert history.main(["--output-dir", str(workspace / "outputs")]) == 0
+    table = capsys.readouterr().out
+    assert "rolled back" in table and "SERVED" in table

@@ -88,11 +88,11 @@ def _node_id(store: mlmd.MetadataStore, execution_id: int, pipeline_name: str) -
     return "?"
 
 
-_OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
-_INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
+OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
 
 
-def _artifacts_by_key(
+def artifacts_by_key(
     store: mlmd.MetadataStore, execution_id: int, event_types: tuple[int, ...]
 ) -> dict[str, list[metadata_store_pb2.Artifact]]:
     events = [e for e in store.get_events_by_execution_ids([execution_id]) if e.type in event_types]
@@ -104,7 +104,7 @@ def _artifacts_by_key(
     return outputs
 
 
-def _custom(artifact: metadata_store_pb2.Artifact, name: str) -> object:
+def custom_property(artifact: metadata_store_pb2.Artifact, name: str) -> object:
     value = artifact.custom_properties.get(name)
     if value is None:
         return None
@@ -142,8 +142,8 @@ def summarize_run(metadata_path: str, pipeline_name: str) -> RunSummary | None:
         summary.states[node_id] = metadata_store_pb2.Execution.State.Name(
             execution.last_known_state
         )
-        outputs_by_node[node_id] = _artifacts_by_key(store, execution.id, _OUTPUT_EVENTS)
-        inputs_by_node[node_id] = _artifacts_by_key(store, execution.id, _INPUT_EVENTS)
+        outputs_by_node[node_id] = artifacts_by_key(store, execution.id, OUTPUT_EVENTS)
+        inputs_by_node[node_id] = artifacts_by_key(store, execution.id, INPUT_EVENTS)
 
     _add_spans(summary, outputs_by_node)
     _add_anomalies(summary, outputs_by_node)
@@ -169,7 +169,7 @@ def _add_spans(summary: RunSummary, outputs: Mapping[str, Mapping[str, list]]) -
     statistics = outputs.get(pipeline_lib.STATISTICS_GEN, {}).get("statistics", [])
     counts = _split_row_counts(statistics[0].uri) if statistics else {}
     for artifact in examples:
-        line = f"span {_custom(artifact, 'span')}"
+        line = f"span {custom_property(artifact, 'span')}"
         if counts:
             line += (
                 f": {sum(counts.values())} rows "
@@ -323,7 +323,7 @@ def _add_evaluation(summary: RunSummary, outputs: Mapping[str, Mapping[str, list
             summary.slice_metrics.append((slice_name, None if one_class else value, int(count)))
 
     if blessing:
-        summary.blessed = _custom(blessing[0], "blessed") == 1
+        summary.blessed = custom_property(blessing[0], "blessed") == 1
     validation = tfma.load_validation_result(uri)
     for per_slice in validation.metric_validations_per_slice:
         for failure in per_slice.failures:
@@ -360,8 +360,8 @@ def _add_push(summary: RunSummary, outputs: Mapping[str, Mapping[str, list]]) ->
         summary.push_note = "the Pusher did not run"
         return
     artifact = pushed[0]
-    destination = _custom(artifact, "pushed_destination")
-    if _custom(artifact, "pushed") == 1:
+    destination = custom_property(artifact, "pushed_destination")
+    if custom_property(artifact, "pushed") == 1:
         summary.pushed_path = str(destination)
         if state == "CACHED":
             summary.push_note = "unchanged model: nothing new pushed, this version stays served"

@@ -1,0 +1,170 @@
+"""`python -m tfx_pipeline.history`: every pushed version with its run, data span, AUC and blessing.
+
+Read from MLMD lineage (Pusher <- Trainer <- Transform <- ExampleGen, and Pusher <- Evaluator),
+plus what the serving directory holds now: served, present, rolled back or gone.
+"""
+
+import argparse
+import dataclasses
+import datetime
+import logging
+import os
+import sys
+import warnings
+
+from tfx_pipeline import pipeline as pipeline_lib
+from tfx_pipeline import summary as summary_lib
+
+# Directory contract with serving/rollback.py.
+ROLLED_BACK_PREFIX = ".rolled_back-"
+
+
+@dataclasses.dataclass(frozen=True)
+class Push:
+    version: int
+    pushed_at: str
+    run: str
+    span: object
+    auc: float | None
+    blessed: bool
+    destination: str
+    on_disk: str
+
+
+def _producer(store, artifact_id: int):
+    """The execution that output `artifact_id`, and its input artifacts by key."""
+    for event in store.get_events_by_artifact_ids([artifact_id]):
+        if event.type in summary_lib.OUTPUT_EVENTS:
+            execution = store.get_executions_by_id([event.execution_id])[0]
+            return execution, summary_lib.artifacts_by_key(
+                store, execution.id, summary_lib.INPUT_EVENTS
+            )
+    return None, {}
+
+
+def _span_of_model(store, model_id: int) -> object:
+    _, trainer_inputs = _producer(store, model_id)
+    for transformed in trainer_inputs.get("examples", []):
+        _, transform_inputs = _producer(store, transformed.id)
+        for examples in transform_inputs.get("examples", []):
+            return summary_lib.custom_property(examples, "span")
+    return None
+
+
+def _overall_auc(store, blessing_id: int) -> float | None:
+    import tensorflow_model_analysis as tfma
+
+    evaluator, _ = _producer(store, blessing_id)
+    if evaluator is None:
+        return None
+    outputs = summary_lib.artifacts_by_key(store, evaluator.id, summary_lib.OUTPUT_EVENTS)
+    for evaluation in outputs.get("evaluation", []):
+        for metrics in tfma.load_metrics(evaluation.uri):
+            if metrics.slice_key.single_slice_keys:
+                continue
+            for key_value in metrics.metric_keys_and_values:
+                if (
+                    key_value.key.name == "auc"
+                    and not key_value.key.is_diff
+                    and (key_value.key.model_name in ("", "candidate"))
+                ):
+                    return key_value.value.double_value.value
+    return None
+
+
+def _on_disk(destination: str, version: int, served: int | None) -> str:
+    base = os.path.dirname(destination)
+    if os.path.isdir(destination):
+        return "SERVED" if version == served else "present"
+    if os.path.isdir(os.path.join(base, f"{ROLLED_BACK_PREFIX}{version}")):
+        return "rolled back"
+    return "gone"
+
+
+def pushes(metadata_path: str, pipeline_name: str) -> list[Push]:
+    """Every execution of the Pusher that pushed a model, oldest first."""
+    if not os.path.exists(metadata_path):
+        return []
+    store = summary_lib.open_store(metadata_path)
+    context = store.get_context_by_type_and_name("node", f"{pipeline_name}.{pipeline_lib.PUSHER}")
+    if context is None:
+        return []
+    found = []
+    for execution in sorted(store.get_executions_by_context(context.id), key=lambda e: e.id):
+        if (
+            summary_lib.metadata_store_pb2.Execution.State.Name(execution.last_known_state)
+            != "COMPLETE"
+        ):
+            continue  # cached executions repeat an earlier push
+        outputs = summary_lib.artifacts_by_key(store, execution.id, summary_lib.OUTPUT_EVENTS)
+        inputs = summary_lib.artifacts_by_key(store, execution.id, summary_lib.INPUT_EVENTS)
+        for pushed in outputs.get("pushed_model", []):
+            if summary_lib.custom_property(pushed, "pushed") != 1:
+                continue
+            runs = [
+                c.name
+                for c in store.get_contexts_by_execution(execution.id)
+                if c.type == "pipeline_run"
+            ]
+            model = inputs.get("model", [None])[0]
+            blessing = inputs.get("model_blessing", [None])[0]
+            found.append(
+                Push(
+                    version=int(summary_lib.custom_property(pushed, "pushed_version")),
+                    pushed_at=datetime.datetime.fromtimestamp(
+                        execution.create_time_since_epoch / 1000
+                    ).isoformat(sep=" ", timespec="seconds"),
+                    run=runs[0] if runs else "?",
+                    span=_span_of_model(store, model.id) if model else None,
+                    auc=_overall_auc(store, blessing.id) if blessing else None,
+                    blessed=bool(
+                        blessing and summary_lib.custom_property(blessing, "blessed") == 1
+                    ),
+                    destination=str(summary_lib.custom_property(pushed, "pushed_destination")),
+                    on_disk="",
+                )
+            )
+    present = [p.version for p in found if os.path.isdir(p.destination)]
+    served = max(present) if present else None
+    return [
+        dataclasses.replace(p, on_disk=_on_disk(p.destination, p.version, served)) for p in found
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tfx_pipeline.history",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--output-dir", default="outputs", help="the runner's --output-dir (default: %(default)s)"
+    )
+    parser.add_argument("--pipeline-name", default="taxi", help="default: %(default)s")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    metadata_path = os.path.join(args.output_dir, "metadata.sqlite")
+    if not os.path.exists(metadata_path):
+        print(
+            f"error: no pipeline metadata at {metadata_path}; run the pipeline first",
+            file=sys.stderr,
+        )
+        return 2
+    found = pushes(metadata_path, args.pipeline_name)
+    if not found:
+        print("No model has been pushed yet.")
+        return 0
+    print(f"{'version':<12}{'pushed at':<21}{'span':>5}{'AUC':>8}  {'blessed':<8}{'now':<12}run")
+    for push in found:
+        auc = f"{push.auc:.4f}" if push.auc is not None else "-"
+        print(
+            f"{push.version:<12}{push.pushed_at:<21}{push.span!s:>5}{auc:>8}  "
+            f"{'yes' if push.blessed else 'no':<8}{push.on_disk:<12}{push.run}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
