@@ -8,11 +8,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
 from models import features
+
+# Below this range of probabilities over a few evaluation batches, a model is called constant.
+MIN_PREDICTION_SPREAD = 1e-4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,7 +180,25 @@ def train(
     final = {name: float(values[-1]) for name, values in history.history.items()}
     if not all(math.isfinite(value) for value in final.values()):
         raise RuntimeError(f"training diverged: final metrics {final}")
+    check_predictions_vary(model, eval_dataset)
     return final
+
+
+def check_predictions_vary(model: keras.Model, dataset: tf.data.Dataset, batches: int = 4) -> None:
+    """Raises when the model gives (almost) the same probability to every example.
+
+    A collapsed model can still post a plausible loss on imbalanced data; it must not reach
+    the Evaluator, let alone serving.
+    """
+    predictions = np.concatenate(
+        [model.predict_on_batch(features).reshape(-1) for features, _ in dataset.take(batches)]
+    )
+    spread = float(predictions.max() - predictions.min())
+    if spread < MIN_PREDICTION_SPREAD:
+        raise RuntimeError(
+            f"degenerate model: {predictions.size} evaluation predictions all lie within "
+            f"{spread:.2e} of {float(predictions.mean()):.4f} (constant output)"
+        )
 
 
 class _ServingModule(tf.Module):

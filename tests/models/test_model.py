@@ -136,3 +136,14 @@ def test_autograph_leaves_tf_keras_internals_alone_once():
     taxi_model.skip_autograph_for_tf_keras()
     rules = [str(rule) for rule in autograph_config.CONVERSION_RULES]
     assert rules.count("DoNotConvert rule for tf_keras") == 1
+
+
+def test_train_rejects_a_model_with_constant_output():
+    batch = random_batch(256)
+    label = np.zeros(256, np.int64)
+    dataset = tf.data.Dataset.from_tensor_slices((batch, label)).batch(64).repeat()
+    model = taxi_model.build_model(taxi_model.ModelHParams(learning_rate=0.0), COUNTS)
+    for weight in model.weights:
+        weight.assign(tf.zeros_like(weight))  # every probability is sigmoid(0) and stays so
+    with pytest.raises(RuntimeError, match="degenerate model"):
+        taxi_model.train(model, dataset, dataset, train_steps=2, eval_steps=1)
