@@ -115,3 +115,45 @@ def test_bad_span_stops_at_the_gate_and_leaves_serving_untouched(case, served):
     report = failure.rsplit("(report: ", 1)[1].split(")")[0]
     assert f"FAIL  [train] {feature}: {kind}" in open(report).read()
     assert snapshot(served / "outputs" / "serving") == before
+
+
+def test_drift_against_the_previous_span_is_checked_and_follows_the_policy(tmp_path):
+    """Span 3 with fares tripled and no cash trips drifts from span 2; a strict policy stops it."""
+    shutil.copytree(DATA_ROOT / "span-1", tmp_path / "data" / "span-1")
+    header, rows = rows_of(2)
+    (tmp_path / "data" / "span-2").mkdir()
+    with open(tmp_path / "data" / "span-2" / "data.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+    # The first run ingests span 2; its statistics become the comparison for span 3.
+    first = run_pipeline(
+        tmp_path,
+        "--train-steps",
+        "5",
+        "--tuner-trials",
+        "1",
+        "--tuner-steps",
+        "2",
+        "--min-auc",
+        "0",
+    )
+    assert first.returncode in (0, 3), first.stdout + first.stderr
+    assert "Data gate:       passed" in first.stdout
+
+    drifted = [
+        {**r, "fare": f"{float(r['fare']) * 3:.2f}", "payment_type": "Credit Card"} for r in rows
+    ]
+    (tmp_path / "data" / "span-3").mkdir()
+    with open(tmp_path / "data" / "span-3" / "data.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(drifted)
+    strict = tmp_path / "strict.json"
+    strict.write_text('{"default": "fail"}')
+    result = run_pipeline(tmp_path, "--anomaly-policy", str(strict))
+    assert result.returncode == 1, result.stdout + result.stderr
+    failure = result.stdout.split("FAILED: ", 1)[1]
+    assert "[train vs previous span] fare: COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH" in failure
+    assert "[train vs previous span] payment_type: COMPARATOR_L_INFTY_HIGH" in failure
+    assert "Transform" not in latest_run_states(tmp_path)

@@ -94,6 +94,7 @@ def test_cold_run_completes_every_component_and_pushes(cold_run, workspace):
         "ImportSchemaGen",
         "StatisticsGen",
         "ExampleValidator",
+        "previous_span_statistics_resolver",
         "DataGate",
         "Transform",
         "Tuner",
@@ -112,7 +113,7 @@ def test_cold_run_completes_every_component_and_pushes(cold_run, workspace):
 
 
 def test_console_shows_progress_and_summary_while_logs_go_to_the_file(cold_run, workspace):
-    progress = dict(re.findall(r"^  \[\s*\d+/11\] (\S+)\s+(\S+)", cold_run.stdout, re.MULTILINE))
+    progress = dict(re.findall(r"^  \[\s*\d+/12\] (\S+)\s+(\S+)", cold_run.stdout, re.MULTILINE))
     for component in ("CsvExampleGen", "Transform", "Tuner", "Trainer", "Evaluator", "Pusher"):
         assert progress.get(component) == "ran", (component, progress)
     for heading in (

@@ -51,15 +51,37 @@ class DataGateError(RuntimeError):
     """The data broke the policy; the message lists every failing anomaly."""
 
 
+def drift_anomalies(
+    statistics_uri: str, previous_uri: str, schema_uri: str
+) -> anomalies_pb2.Anomalies:
+    """TFDV's drift check of the new span's train split against the previous span's."""
+    import tensorflow_data_validation as tfdv
+
+    def load(uri: str):
+        return tfdv.load_stats_binary(os.path.join(uri, "Split-train", "FeatureStats.pb"))
+
+    schema = tfdv.load_schema_text(os.path.join(schema_uri, "schema.pbtxt"))
+    return tfdv.validate_statistics(
+        load(statistics_uri), schema, previous_statistics=load(previous_uri)
+    )
+
+
 @component
 def DataGate(  # noqa: N802 - TFX component names are class-like
     anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
+    statistics: InputArtifact[standard_artifacts.ExampleStatistics],
+    schema: InputArtifact[standard_artifacts.Schema],
     report: OutputArtifact[DataGateReport],
     policy: Parameter[str],
+    previous_statistics: InputArtifact[standard_artifacts.ExampleStatistics] = None,
 ) -> None:
-    """Fails the run when an anomaly the policy marks `fail` is present."""
+    """Fails the run when an anomaly or drift the policy marks `fail` is present."""
     rules = validate_policy(json.loads(policy))
     found = findings(read_anomalies(anomalies.uri), rules)
+    if previous_statistics is not None:
+        drift = drift_anomalies(statistics.uri, previous_statistics.uri, schema.uri)
+        label = "train vs previous span"
+        found += [f for f in findings({label: drift}, rules) if f.kind.startswith("COMPARATOR_")]
     directories = report_dirs(report.uri)
     for directory in directories:
         tf.io.gfile.makedirs(directory)

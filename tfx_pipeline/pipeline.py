@@ -19,6 +19,7 @@ from tfx_pipeline import atomic_pusher
 from tfx_pipeline import config as config_lib
 from tfx_pipeline.baseline import LatestBlessedBaselineStrategy
 from tfx_pipeline.data_gate import DataGate
+from tfx_pipeline.previous_statistics import PreviousSpanStatisticsStrategy
 
 # Component ids: stable names that MLMD history, caching and the summary rely on.
 EXAMPLE_GEN = "CsvExampleGen"
@@ -27,6 +28,7 @@ SCHEMA_GEN = "SchemaGen"
 IMPORT_SCHEMA_GEN = "ImportSchemaGen"
 EXAMPLE_VALIDATOR = "ExampleValidator"
 DATA_GATE = "DataGate"
+PREVIOUS_STATISTICS_RESOLVER = "previous_span_statistics_resolver"
 TRANSFORM = "Transform"
 TUNER = "Tuner"
 HYPERPARAMETERS_RESOLVER = "latest_hyperparameters_resolver"
@@ -122,8 +124,18 @@ def create_pipeline(config: config_lib.PipelineConfig) -> tfx_pipeline.Pipeline:
         statistics=statistics_gen.outputs["statistics"], schema=schema
     ).with_id(EXAMPLE_VALIDATOR)
 
+    previous_statistics = Resolver(
+        strategy_class=PreviousSpanStatisticsStrategy,
+        current_examples=example_gen.outputs["examples"],
+        statistics=Channel(type=standard_artifacts.ExampleStatistics),
+    ).with_id(PREVIOUS_STATISTICS_RESOLVER)
+
     data_gate = DataGate(
-        anomalies=example_validator.outputs["anomalies"], policy=config.anomaly_policy_json
+        anomalies=example_validator.outputs["anomalies"],
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema,
+        previous_statistics=previous_statistics.outputs["statistics"],
+        policy=config.anomaly_policy_json,
     ).with_id(DATA_GATE)
 
     transform = components.Transform(
@@ -206,6 +218,7 @@ def create_pipeline(config: config_lib.PipelineConfig) -> tfx_pipeline.Pipeline:
             statistics_gen,
             schema_gen,
             example_validator,
+            previous_statistics,
             data_gate,
             transform,
             hyperparameters_node,

@@ -87,6 +87,12 @@ def test_invalid_policies_name_every_problem():
         assert part in message
 
 
-def test_the_shipped_policy_is_valid():
+def test_the_shipped_policy_fails_schema_violations_and_warns_on_drift():
     policy = json.loads((REPO_ROOT / "data" / "schema" / "anomaly_policy.json").read_text())
     assert anomaly_policy.validate_policy(policy)["default"] == "fail"
+    assert (
+        anomaly_policy.action_for(policy, "fare", "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH")
+        == "warn"
+    )
+    assert anomaly_policy.action_for(policy, "payment_type", "COMPARATOR_L_INFTY_HIGH") == "warn"
+    assert anomaly_policy.action_for(policy, "fare", "FLOAT_TYPE_BIG_FLOAT") == "fail"
