@@ -412,6 +412,13 @@ def run(args, output, output_dir, serving_root, log_path, started) -> int:  # no
     if summary is not None:
         for line in summary_lib.format_summary(summary):
             console.write(line + "\n")
+        if summary.evaluation_rows:
+            report_path = output_dir / "reports" / f"evaluation-{log_path.stem}.txt"
+            report_path.parent.mkdir(parents=True, exist_ok=True)
+            report_path.write_text(summary_lib.evaluation_report(summary))
+            console.write(
+                f"Evaluation:      {display(report_path)} (every metric on every slice)\n"
+            )
     console.write(f"Full log:        {display(log_path)}\n")
     if failure:
         console.write(f"\nFAILED: {failure}\n")

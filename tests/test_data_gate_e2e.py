@@ -157,3 +157,21 @@ def test_drift_against_the_previous_span_is_checked_and_follows_the_policy(tmp_p
     assert "[train vs previous span] fare: COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH" in failure
     assert "[train vs previous span] payment_type: COMPARATOR_L_INFTY_HIGH" in failure
     assert "Transform" not in latest_run_states(tmp_path)
+
+
+def test_a_csv_with_a_broken_row_fails_in_example_gen_and_names_the_file(served):
+    data = served / "broken_row"
+    shutil.copytree(DATA_ROOT / "span-1", data / "span-1")
+    header, rows = rows_of(2)
+    (data / "span-2").mkdir(parents=True)
+    with open(data / "span-2" / "data.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows[:300])
+        handle.write('1,2,"an unterminated quote\n')
+    before = snapshot(served / "outputs" / "serving")
+    result = run_pipeline(served, "--data-root", str(data))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAILED: CsvExampleGen failed" in result.stdout
+    assert str(data / "span-2" / "data.csv") in result.stdout
+    assert snapshot(served / "outputs" / "serving") == before

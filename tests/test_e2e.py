@@ -176,6 +176,11 @@ def test_unmeetable_threshold_pushes_nothing_and_says_why(cached_run, workspace)
     assert "Blessed:         NO" in result.stdout
     assert "overall: auc = " in result.stdout and "fails >= 0.999" in result.stdout
     assert "Pushed:          nothing (not pushed: the model was not blessed)" in result.stdout
+    report = sorted((workspace / "outputs" / "reports").glob("evaluation-*.txt"))[-1]
+    assert f"Evaluation:      {report}" in result.stdout
+    text = report.read_text()
+    assert re.search(r"^overall\s+auc\s+\S+\s+\S+\s+FAIL\s+>= 0.999", text, re.MULTILINE), text
+    assert re.search(r"^payment_type=Credit Card\s+auc\s", text, re.MULTILINE), text
 
 
 @pytest.fixture(scope="module")

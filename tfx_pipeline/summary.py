@@ -52,6 +52,10 @@ class RunSummary:
     blessing_reasons: list[str] = dataclasses.field(default_factory=list)
     pushed_path: str | None = None
     push_note: str = ""
+    # Every metric on every slice: (slice, metric, candidate, baseline, threshold, verdict).
+    evaluation_rows: list[tuple[str, str, float | None, float | None, str, str]] = (
+        dataclasses.field(default_factory=list)
+    )
 
 
 def open_store(metadata_path: str, read_only: bool = True) -> mlmd.MetadataStore:
@@ -333,6 +337,37 @@ def _add_evaluation(summary: RunSummary, outputs: Mapping[str, Mapping[str, list
                 f"{failure.metric_value.double_value.value:.4f} fails "
                 f"{_failure_threshold(failure.metric_threshold)}"
             )
+    failed = {
+        (_slice_name(per_slice.slice_key), failure.metric_key.name)
+        for per_slice in validation.metric_validations_per_slice
+        for failure in per_slice.failures
+    }
+    gated = {
+        name
+        for name, metric_class in SUMMARY_METRICS
+        if _thresholds_text(eval_config, metric_class)
+    }
+    for slice_name, model, name in sorted(values):
+        if model != candidate:
+            continue
+        metric_class = dict(SUMMARY_METRICS).get(name, name)
+        threshold = _thresholds_text(eval_config, metric_class) if slice_name == "overall" else ""
+        if (slice_name, name) in failed:
+            verdict = "FAIL"
+        elif slice_name == "overall" and name in gated:
+            verdict = "pass"
+        else:
+            verdict = "-"
+        summary.evaluation_rows.append(
+            (
+                slice_name,
+                name,
+                values[(slice_name, model, name)],
+                values.get((slice_name, "baseline", name)),
+                threshold or "-",
+                verdict,
+            )
+        )
     if validation.missing_thresholds:
         summary.blessing_reasons.append("a metric with a threshold was not computed")
     for missing in validation.missing_slices:
@@ -375,6 +410,22 @@ def _format_value(value: float | None) -> str:
     if float(value).is_integer() and abs(value) >= 1:
         return str(int(value))
     return f"{value:.4f}"
+
+
+def evaluation_report(summary: RunSummary) -> str:
+    """Every metric on every slice next to its threshold, the baseline's value and the verdict."""
+    lines = [
+        f"run {summary.run_id}: blessed = {summary.blessed}",
+        *[f"  reason: {reason}" for reason in summary.blessing_reasons],
+        "",
+        f"{'slice':<40}{'metric':<18}{'candidate':>11}{'baseline':>11}  {'verdict':<8}threshold",
+    ]
+    for slice_name, name, value, baseline, threshold, verdict in summary.evaluation_rows:
+        lines.append(
+            f"{slice_name:<40}{name:<18}{_format_value(value):>11}{_format_value(baseline):>11}  "
+            f"{verdict:<8}{threshold}"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def format_summary(summary: RunSummary, max_slices: int = 12) -> Iterable[str]:
