@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import DATA_ROOT, read_csv_rows
+from tests.tfx_pipeline.test_pipeline import COMPONENT_IDS
 
 pytestmark = pytest.mark.e2e
 
@@ -89,20 +90,7 @@ def cold_run(workspace):
 def test_cold_run_completes_every_component_and_pushes(cold_run, workspace):
     assert cold_run.returncode == 0, cold_run.stdout + cold_run.stderr
     states = latest_run_states(workspace)
-    assert set(states) == {
-        "CsvExampleGen",
-        "ImportSchemaGen",
-        "StatisticsGen",
-        "ExampleValidator",
-        "previous_span_statistics_resolver",
-        "DataGate",
-        "Transform",
-        "Tuner",
-        "Trainer",
-        "latest_blessed_model_resolver",
-        "Evaluator",
-        "Pusher",
-    }
+    assert set(states) == set(COMPONENT_IDS)
     assert set(states.values()) == {"COMPLETE"}, states
     (version,) = versions(workspace)
     assert version.isdigit()

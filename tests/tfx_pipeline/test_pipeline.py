@@ -9,6 +9,22 @@ from tests.conftest import DATA_ROOT, SCHEMA_PATH
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import pipeline as pipeline_lib
 
+# Every node of the default pipeline (Tuner on, curated schema).
+COMPONENT_IDS = (
+    "CsvExampleGen",
+    "ImportSchemaGen",
+    "StatisticsGen",
+    "ExampleValidator",
+    "previous_span_statistics_resolver",
+    "DataGate",
+    "Transform",
+    "Tuner",
+    "Trainer",
+    "latest_blessed_model_resolver",
+    "Evaluator",
+    "Pusher",
+)
+
 
 @pytest.fixture
 def config(tmp_path):
@@ -31,22 +47,7 @@ def upstream_ids(pipeline, component_id):
 def test_component_ids_in_a_valid_run_order(config):
     components = pipeline_lib.create_pipeline(config).components
     ids = [c.id for c in components]
-    assert sorted(ids) == sorted(
-        [
-            "CsvExampleGen",
-            "ImportSchemaGen",
-            "StatisticsGen",
-            "ExampleValidator",
-            "previous_span_statistics_resolver",
-            "DataGate",
-            "Transform",
-            "Tuner",
-            "Trainer",
-            "latest_blessed_model_resolver",
-            "Evaluator",
-            "Pusher",
-        ]
-    )
+    assert sorted(ids) == sorted(COMPONENT_IDS)
     for component in components:
         for upstream in component.upstream_nodes:
             assert ids.index(upstream.id) < ids.index(component.id), (upstream.id, component.id)
