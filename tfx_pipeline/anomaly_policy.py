@@ -14,7 +14,6 @@ import json
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 ACTIONS = ("fail", "warn")
-SPLITS = ("train", "eval")
 DATASET = "(dataset)"
 
 

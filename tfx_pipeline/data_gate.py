@@ -83,9 +83,10 @@ def DataGate(  # noqa: N802 - TFX component names are class-like
         label = "train vs previous span"
         found += [f for f in findings({label: drift}, rules) if f.kind.startswith("COMPARATOR_")]
     directories = report_dirs(report.uri)
+    files = render_report(found)
     for directory in directories:
         tf.io.gfile.makedirs(directory)
-        for name, text in render_report(found).items():
+        for name, text in files.items():
             with tf.io.gfile.GFile(os.path.join(directory, name), "w") as handle:
                 handle.write(text)
     failing = [f for f in found if f.action == "fail"]

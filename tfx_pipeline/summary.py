@@ -12,6 +12,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
 from tfx_pipeline import pipeline as pipeline_lib
+from tfx_pipeline.data_gate import read_anomalies
 
 # Metrics shown for the overall slice, in this order, with the names TFMA stores them under.
 SUMMARY_METRICS = (
@@ -187,11 +188,7 @@ def _add_anomalies(summary: RunSummary, outputs: Mapping[str, Mapping[str, list]
     if not artifacts:
         return
     found = []
-    for split in ("train", "eval"):
-        path = os.path.join(artifacts[0].uri, f"Split-{split}", "SchemaDiff.pb")
-        if not os.path.exists(path):
-            continue
-        anomalies = anomalies_pb2.Anomalies.FromString(open(path, "rb").read())
+    for split, anomalies in read_anomalies(artifacts[0].uri).items():
         for feature, info in sorted(anomalies.anomaly_info.items()):
             kinds = ", ".join(
                 anomalies_pb2.AnomalyInfo.Type.Name(reason.type) for reason in info.reason
