@@ -12,11 +12,18 @@ import os
 import sys
 import warnings
 
+from ml_metadata.proto import metadata_store_pb2
+
 from tfx_pipeline import pipeline as pipeline_lib
 from tfx_pipeline import summary as summary_lib
-
-# Directory contract with serving/rollback.py.
-ROLLED_BACK_PREFIX = ".rolled_back-"
+from tfx_pipeline.atomic_pusher import ROLLED_BACK_PREFIX
+from tfx_pipeline.lineage import (
+    INPUT_EVENTS,
+    OUTPUT_EVENTS,
+    artifacts_by_key,
+    custom_property,
+    producer,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,44 +38,26 @@ class Push:
     on_disk: str
 
 
-def _producer(store, artifact_id: int):
-    """The execution that output `artifact_id`, and its input artifacts by key."""
-    for event in store.get_events_by_artifact_ids([artifact_id]):
-        if event.type in summary_lib.OUTPUT_EVENTS:
-            execution = store.get_executions_by_id([event.execution_id])[0]
-            return execution, summary_lib.artifacts_by_key(
-                store, execution.id, summary_lib.INPUT_EVENTS
-            )
-    return None, {}
-
-
 def _span_of_model(store, model_id: int) -> object:
-    _, trainer_inputs = _producer(store, model_id)
+    _, trainer_inputs = producer(store, model_id)
     for transformed in trainer_inputs.get("examples", []):
-        _, transform_inputs = _producer(store, transformed.id)
+        _, transform_inputs = producer(store, transformed.id)
         for examples in transform_inputs.get("examples", []):
-            return summary_lib.custom_property(examples, "span")
+            return custom_property(examples, "span")
     return None
 
 
 def _overall_auc(store, blessing_id: int) -> float | None:
-    import tensorflow_model_analysis as tfma
-
-    evaluator, _ = _producer(store, blessing_id)
+    evaluator, _ = producer(store, blessing_id)
     if evaluator is None:
         return None
-    outputs = summary_lib.artifacts_by_key(store, evaluator.id, summary_lib.OUTPUT_EVENTS)
+    outputs = artifacts_by_key(store, evaluator.id, OUTPUT_EVENTS)
     for evaluation in outputs.get("evaluation", []):
-        for metrics in tfma.load_metrics(evaluation.uri):
-            if metrics.slice_key.single_slice_keys:
-                continue
-            for key_value in metrics.metric_keys_and_values:
-                if (
-                    key_value.key.name == "auc"
-                    and not key_value.key.is_diff
-                    and (key_value.key.model_name in ("", "candidate"))
-                ):
-                    return key_value.value.double_value.value
+        values = summary_lib.metric_values(evaluation.uri)
+        # The model is named "candidate" when a baseline was evaluated beside it.
+        for model in ("candidate", ""):
+            if ("overall", model, "auc") in values:
+                return values[("overall", model, "auc")]
     return None
 
 
@@ -91,15 +80,12 @@ def pushes(metadata_path: str, pipeline_name: str) -> list[Push]:
         return []
     found = []
     for execution in sorted(store.get_executions_by_context(context.id), key=lambda e: e.id):
-        if (
-            summary_lib.metadata_store_pb2.Execution.State.Name(execution.last_known_state)
-            != "COMPLETE"
-        ):
+        if execution.last_known_state != metadata_store_pb2.Execution.COMPLETE:
             continue  # cached executions repeat an earlier push
-        outputs = summary_lib.artifacts_by_key(store, execution.id, summary_lib.OUTPUT_EVENTS)
-        inputs = summary_lib.artifacts_by_key(store, execution.id, summary_lib.INPUT_EVENTS)
+        outputs = artifacts_by_key(store, execution.id, OUTPUT_EVENTS)
+        inputs = artifacts_by_key(store, execution.id, INPUT_EVENTS)
         for pushed in outputs.get("pushed_model", []):
-            if summary_lib.custom_property(pushed, "pushed") != 1:
+            if custom_property(pushed, "pushed") != 1:
                 continue
             runs = [
                 c.name
@@ -110,17 +96,15 @@ def pushes(metadata_path: str, pipeline_name: str) -> list[Push]:
             blessing = inputs.get("model_blessing", [None])[0]
             found.append(
                 Push(
-                    version=int(summary_lib.custom_property(pushed, "pushed_version")),
+                    version=int(custom_property(pushed, "pushed_version")),
                     pushed_at=datetime.datetime.fromtimestamp(
                         execution.create_time_since_epoch / 1000
                     ).isoformat(sep=" ", timespec="seconds"),
                     run=runs[0] if runs else "?",
                     span=_span_of_model(store, model.id) if model else None,
                     auc=_overall_auc(store, blessing.id) if blessing else None,
-                    blessed=bool(
-                        blessing and summary_lib.custom_property(blessing, "blessed") == 1
-                    ),
-                    destination=str(summary_lib.custom_property(pushed, "pushed_destination")),
+                    blessed=bool(blessing and custom_property(blessing, "blessed") == 1),
+                    destination=str(custom_property(pushed, "pushed_destination")),
                     on_disk="",
                 )
             )

@@ -8,8 +8,9 @@ Examples artifact each statistics artifact was computed from.
 
 from typing import Any
 
-from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.components.common import resolver
+
+from tfx_pipeline import lineage
 
 CURRENT_KEY = "current_examples"
 STATISTICS_KEY = "statistics"
@@ -18,18 +19,13 @@ STATISTICS_KEY = "statistics"
 def statistics_spans(store: Any, statistics_ids: list[int]) -> dict[int, int]:
     """Span of the Examples each statistics artifact was computed from, by statistics id."""
     spans = {}
-    for event in store.get_events_by_artifact_ids(statistics_ids):
-        if event.type != metadata_store_pb2.Event.OUTPUT:
-            continue
-        inputs = [
-            e.artifact_id
-            for e in store.get_events_by_execution_ids([event.execution_id])
-            if e.type == metadata_store_pb2.Event.INPUT
-        ]
-        for examples in store.get_artifacts_by_id(inputs):
+    for statistics_id in statistics_ids:
+        _, inputs = lineage.producer(store, statistics_id)
+        for examples in inputs.get("examples", []):
             # ExampleGen records the span as a custom property (its `span` property stays 0).
-            if "span" in examples.custom_properties:
-                spans[event.artifact_id] = examples.custom_properties["span"].int_value
+            span = lineage.custom_property(examples, "span")
+            if span is not None:
+                spans[statistics_id] = span
     return spans
 
 

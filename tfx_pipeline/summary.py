@@ -13,6 +13,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
 from tfx_pipeline import pipeline as pipeline_lib
 from tfx_pipeline.data_gate import read_anomalies
+from tfx_pipeline.lineage import INPUT_EVENTS, OUTPUT_EVENTS, artifacts_by_key, custom_property
 
 # Metrics shown for the overall slice, in this order, with the names TFMA stores them under.
 SUMMARY_METRICS = (
@@ -91,29 +92,6 @@ def _node_id(store: mlmd.MetadataStore, execution_id: int, pipeline_name: str) -
         if context.name.startswith(prefix):
             return context.name[len(prefix) :]
     return "?"
-
-
-OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
-INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
-
-
-def artifacts_by_key(
-    store: mlmd.MetadataStore, execution_id: int, event_types: tuple[int, ...]
-) -> dict[str, list[metadata_store_pb2.Artifact]]:
-    events = [e for e in store.get_events_by_execution_ids([execution_id]) if e.type in event_types]
-    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
-    outputs: dict[str, list[metadata_store_pb2.Artifact]] = {}
-    for event in events:
-        key = event.path.steps[0].key if event.path.steps else ""
-        outputs.setdefault(key, []).append(artifacts[event.artifact_id])
-    return outputs
-
-
-def custom_property(artifact: metadata_store_pb2.Artifact, name: str) -> object:
-    value = artifact.custom_properties.get(name)
-    if value is None:
-        return None
-    return getattr(value, value.WhichOneof("value"))
 
 
 def latest_run(store: mlmd.MetadataStore, pipeline_name: str) -> metadata_store_pb2.Context | None:
@@ -288,6 +266,19 @@ def _thresholds_text(eval_config: tfma.EvalConfig, metric_class: str) -> str:
     return ", ".join(texts)
 
 
+def metric_values(evaluation_uri: str) -> dict[tuple[str, str, str], float]:
+    """Every metric the Evaluator wrote, keyed by (slice, model name, metric name); no diffs."""
+    values = {}
+    for metrics in tfma.load_metrics(evaluation_uri):
+        slice_name = _slice_name(metrics.slice_key)
+        for key_value in metrics.metric_keys_and_values:
+            key = key_value.key
+            if key.is_diff or not key_value.value.HasField("double_value"):
+                continue
+            values[(slice_name, key.model_name, key.name)] = key_value.value.double_value.value
+    return values
+
+
 def _add_evaluation(summary: RunSummary, outputs: Mapping[str, Mapping[str, list]]) -> None:
     evaluator = outputs.get(pipeline_lib.EVALUATOR, {})
     evaluation = evaluator.get("evaluation", [])
@@ -296,14 +287,7 @@ def _add_evaluation(summary: RunSummary, outputs: Mapping[str, Mapping[str, list
         return
     uri = evaluation[0].uri
     eval_config = _load_eval_config(uri)
-    values: dict[tuple[str, str, str], float] = {}
-    for metrics in tfma.load_metrics(uri):
-        slice_name = _slice_name(metrics.slice_key)
-        for key_value in metrics.metric_keys_and_values:
-            key = key_value.key
-            if key.is_diff or not key_value.value.HasField("double_value"):
-                continue
-            values[(slice_name, key.model_name, key.name)] = key_value.value.double_value.value
+    values = metric_values(uri)
     model_names = {model for _, model, _ in values}
     candidate = "candidate" if "candidate" in model_names else ""
     summary.has_baseline = "baseline" in model_names
