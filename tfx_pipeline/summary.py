@@ -310,35 +310,31 @@ def _add_evaluation(summary: RunSummary, outputs: Mapping[str, Mapping[str, list
     if blessing:
         summary.blessed = custom_property(blessing[0], "blessed") == 1
     validation = tfma.load_validation_result(uri)
+    failed = set()
     for per_slice in validation.metric_validations_per_slice:
+        slice_name = _slice_name(per_slice.slice_key)
         for failure in per_slice.failures:
+            failed.add((slice_name, failure.metric_key.name))
             summary.blessing_reasons.append(
-                f"{_slice_name(per_slice.slice_key)}: {failure.metric_key.name}"
+                f"{slice_name}: {failure.metric_key.name}"
                 f"{' change vs baseline' if failure.metric_key.is_diff else ''} = "
                 f"{failure.metric_value.double_value.value:.4f} fails "
                 f"{_failure_threshold(failure.metric_threshold)}"
             )
-    failed = {
-        (_slice_name(per_slice.slice_key), failure.metric_key.name)
-        for per_slice in validation.metric_validations_per_slice
-        for failure in per_slice.failures
-    }
-    gated = {
-        name
-        for name, metric_class in SUMMARY_METRICS
-        if _thresholds_text(eval_config, metric_class)
-    }
+    metric_classes = dict(SUMMARY_METRICS)
     for slice_name, model, name in sorted(values):
         if model != candidate:
             continue
-        metric_class = dict(SUMMARY_METRICS).get(name, name)
-        threshold = _thresholds_text(eval_config, metric_class) if slice_name == "overall" else ""
+        # Thresholds gate the overall slice only; a metric with one passed unless it failed.
+        threshold = (
+            _thresholds_text(eval_config, metric_classes.get(name, name))
+            if slice_name == "overall"
+            else ""
+        )
         if (slice_name, name) in failed:
             verdict = "FAIL"
-        elif slice_name == "overall" and name in gated:
-            verdict = "pass"
         else:
-            verdict = "-"
+            verdict = "pass" if threshold else "-"
         summary.evaluation_rows.append(
             (
                 slice_name,
