@@ -43,6 +43,14 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 # libevent's error page, which TF Serving answers for paths outside /v1/.
 NOT_FOUND_PAGE = "<HTML><HEAD>\n<TITLE>404 Not Found</TITLE>\n</HEAD><BODY>\n<H1>Not Found</H1>\n</BODY></HTML>\n"
 INT64_MAX = 2**63 - 1
+# Route verb -> the API label TF Serving's metrics use.
+API_NAMES = {
+    "predict": "Predict",
+    "classify": "Classify",
+    "regress": "Regress",
+    "status": "GetModelStatus",
+    "metadata": "GetModelMetadata",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,9 +229,7 @@ class RestApi:
             self.metrics.record(
                 route.model,
                 version,
-                route.verb.capitalize()
-                if route.verb not in ("status", "metadata")
-                else ("GetModelStatus" if route.verb == "status" else "GetModelMetadata"),
+                API_NAMES[route.verb],
                 code,
                 (time.perf_counter() - started) * 1e6,
             )
@@ -310,7 +316,7 @@ class RestApi:
         return loaded.version, json_tensor.regress_response(outputs, len(examples))
 
 
-def build_app(api: RestApi, access_log: bool = True) -> web.Application:
+def build_app(api: RestApi) -> web.Application:
     app = web.Application(client_max_size=api.settings.max_request_bytes)
     app.router.add_route("*", "/{tail:.*}", api.handle)
     return app
