@@ -62,13 +62,12 @@ def push_atomically(model_path: str, base_directory: str, now: float) -> tuple[i
     An identical model already present is not copied again: its version is returned.
     """
     os.makedirs(base_directory, exist_ok=True)
-    # A push killed mid-copy leaves its staging folder; servers ignore it, the next push clears it.
-    for name in os.listdir(base_directory):
-        if name.startswith(STAGING_PREFIX):
-            shutil.rmtree(os.path.join(base_directory, name), ignore_errors=True)
     digest = model_digest(model_path)
     for name in os.listdir(base_directory):
-        if name.startswith(ROLLED_BACK_PREFIX):
+        if name.startswith(STAGING_PREFIX):
+            # Left by a push killed mid-copy; servers ignore it, and here it is cleared.
+            shutil.rmtree(os.path.join(base_directory, name), ignore_errors=True)
+        elif name.startswith(ROLLED_BACK_PREFIX):
             if model_digest(os.path.join(base_directory, name)) == digest:
                 raise RolledBackModelError(
                     f"this model is identical to {name} in {base_directory}, which was rolled "
