@@ -6,7 +6,7 @@ import json
 import pathlib
 
 import models
-from tfx_pipeline import anomaly_policy
+from tfx_pipeline import anomaly_policy, cloud
 
 # Module code TFX loads by dotted path; the project is installed into the environment.
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
@@ -28,6 +28,13 @@ class PipelineConfig:
       run_tuner: True searches hyperparameters; False reuses the latest ones in MLMD.
       module_fingerprint: hash of models/ source; part of the cache key of module-code steps.
       anomaly_policy_json: the DataGate policy (see tfx_pipeline/data_gate.py) as JSON text.
+      beam_pipeline_args: Beam flags for every Beam-based component (e.g. Dataflow's, from
+        `cloud.DataflowSettings.beam_pipeline_args()`).
+      portable_resolvers: use only the resolver strategies Kubeflow Pipelines v2 (Vertex AI
+        Pipelines) can compile: TFX's LatestArtifactStrategy and LatestBlessedModelStrategy
+        instead of our lineage-following ones (see `pipeline.create_pipeline`).
+      vertex_training: run the Tuner and the Trainer as Vertex AI custom jobs.
+      vertex_endpoint: also deploy each blessed model to a Vertex AI endpoint.
     """
 
     pipeline_name: str
@@ -53,6 +60,9 @@ class PipelineConfig:
     slice_features: tuple[str, ...] = ("payment_type", "trip_start_day")
     beam_pipeline_args: tuple[str, ...] = ()
     enable_cache: bool = True
+    portable_resolvers: bool = False
+    vertex_training: cloud.VertexTraining | None = None
+    vertex_endpoint: cloud.VertexEndpoint | None = None
 
     def __post_init__(self) -> None:
         problems = []

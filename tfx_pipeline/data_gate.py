@@ -44,7 +44,8 @@ def report_dirs(report_uri: str) -> list[str]:
 class DataGateReport(artifact.Artifact):
     """The gate's verdict: report.json and report.txt."""
 
-    TYPE_NAME = "DataGateReport"
+    # "<namespace>.<Type>": the form Kubeflow Pipelines v2 (Vertex) requires of custom types.
+    TYPE_NAME = "taxi.DataGateReport"
 
 
 class DataGateError(RuntimeError):

@@ -6,16 +6,19 @@ import tensorflow_model_analysis as tfma
 # (google-cloud-aiplatform), about 4 s of every run's start-up that a local run never uses.
 from tfx import components
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
-from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.base import base_node, executor_spec
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
+    LatestBlessedModelStrategy,
+)
 from tfx.orchestration import metadata
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
 from models import features
-from tfx_pipeline import atomic_pusher
+from tfx_pipeline import atomic_pusher, cloud
 from tfx_pipeline import config as config_lib
 from tfx_pipeline.baseline import LatestBlessedBaselineStrategy
 from tfx_pipeline.data_gate import DataGate
@@ -36,6 +39,7 @@ TRAINER = "Trainer"
 BASELINE_RESOLVER = "latest_blessed_model_resolver"
 EVALUATOR = "Evaluator"
 PUSHER = "Pusher"
+VERTEX_ENDPOINT_PUSHER = "VertexEndpointPusher"
 
 SPAN_PATTERN = "span-{SPAN}/*"
 
@@ -124,11 +128,21 @@ def create_pipeline(config: config_lib.PipelineConfig) -> tfx_pipeline.Pipeline:
         statistics=statistics_gen.outputs["statistics"], schema=schema
     ).with_id(EXAMPLE_VALIDATOR)
 
-    previous_statistics = Resolver(
-        strategy_class=PreviousSpanStatisticsStrategy,
-        current_examples=example_gen.outputs["examples"],
-        statistics=Channel(type=standard_artifacts.ExampleStatistics),
-    ).with_id(PREVIOUS_STATISTICS_RESOLVER)
+    if config.portable_resolvers:
+        # The newest statistics of an earlier run; resolved before this run's StatisticsGen
+        # starts, so it can never be this span's own. Not lineage-aware: a rerun of the same
+        # span compares the span with itself, which finds no drift.
+        previous_statistics = Resolver(
+            strategy_class=LatestArtifactStrategy,
+            statistics=Channel(type=standard_artifacts.ExampleStatistics),
+        ).with_id(PREVIOUS_STATISTICS_RESOLVER)
+        statistics_gen.add_upstream_node(previous_statistics)
+    else:
+        previous_statistics = Resolver(
+            strategy_class=PreviousSpanStatisticsStrategy,
+            current_examples=example_gen.outputs["examples"],
+            statistics=Channel(type=standard_artifacts.ExampleStatistics),
+        ).with_id(PREVIOUS_STATISTICS_RESOLVER)
 
     data_gate = DataGate(
         anomalies=example_validator.outputs["anomalies"],
@@ -149,15 +163,22 @@ def create_pipeline(config: config_lib.PipelineConfig) -> tfx_pipeline.Pipeline:
     # Nothing downstream of the data may run on data the gate refused.
     transform.add_upstream_node(data_gate)
 
+    tuner_class, trainer_class = components.Tuner, components.Trainer
+    tuner_config = trainer_config = config.module_custom_config()
+    if config.vertex_training:
+        tuner_class, trainer_class, tuner_config, trainer_config = vertex_training_components(
+            config
+        )
+
     if config.run_tuner:
-        tuner = components.Tuner(
+        tuner = tuner_class(
             tuner_fn=config_lib.TUNER_FN,
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
             schema=schema,
             train_args=trainer_pb2.TrainArgs(num_steps=config.tuner_train_steps),
             eval_args=trainer_pb2.EvalArgs(num_steps=config.tuner_eval_steps),
-            custom_config=config.module_custom_config(),
+            custom_config=tuner_config,
         ).with_id(TUNER)
         hyperparameters_node = tuner
         hyperparameters = tuner.outputs["best_hyperparameters"]
@@ -168,7 +189,7 @@ def create_pipeline(config: config_lib.PipelineConfig) -> tfx_pipeline.Pipeline:
         ).with_id(HYPERPARAMETERS_RESOLVER)
         hyperparameters = hyperparameters_node.outputs["hyperparameters"]
 
-    trainer = components.Trainer(
+    trainer = trainer_class(
         run_fn=config_lib.RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
@@ -176,15 +197,24 @@ def create_pipeline(config: config_lib.PipelineConfig) -> tfx_pipeline.Pipeline:
         hyperparameters=hyperparameters,
         train_args=trainer_pb2.TrainArgs(num_steps=config.train_steps),
         eval_args=trainer_pb2.EvalArgs(num_steps=config.eval_steps),
-        custom_config=config.module_custom_config(),
+        custom_config=trainer_config,
     ).with_id(TRAINER)
 
-    baseline_resolver = Resolver(
-        strategy_class=LatestBlessedBaselineStrategy,
-        candidate=trainer.outputs["model"],
-        model=Channel(type=standard_artifacts.Model),
-        model_blessing=Channel(type=standard_artifacts.ModelBlessing),
-    ).with_id(BASELINE_RESOLVER)
+    if config.portable_resolvers:
+        # TFX's stock strategy: a cached Trainer's model is its own baseline. The Pusher still
+        # refuses to push a model identical to a version already served.
+        baseline_resolver = Resolver(
+            strategy_class=LatestBlessedModelStrategy,
+            model=Channel(type=standard_artifacts.Model),
+            model_blessing=Channel(type=standard_artifacts.ModelBlessing),
+        ).with_id(BASELINE_RESOLVER)
+    else:
+        baseline_resolver = Resolver(
+            strategy_class=LatestBlessedBaselineStrategy,
+            candidate=trainer.outputs["model"],
+            model=Channel(type=standard_artifacts.Model),
+            model_blessing=Channel(type=standard_artifacts.ModelBlessing),
+        ).with_id(BASELINE_RESOLVER)
 
     evaluator = components.Evaluator(
         examples=example_gen.outputs["examples"],
@@ -205,6 +235,23 @@ def create_pipeline(config: config_lib.PipelineConfig) -> tfx_pipeline.Pipeline:
         ),
     ).with_id(PUSHER)
 
+    nodes = [
+        example_gen,
+        statistics_gen,
+        schema_gen,
+        example_validator,
+        previous_statistics,
+        data_gate,
+        transform,
+        hyperparameters_node,
+        trainer,
+        baseline_resolver,
+        evaluator,
+        pusher,
+    ]
+    if config.vertex_endpoint:
+        nodes.append(vertex_endpoint_pusher(config.vertex_endpoint, trainer, evaluator))
+
     metadata_connection_config = (
         metadata.sqlite_metadata_connection_config(config.metadata_path)
         if config.metadata_path
@@ -213,21 +260,62 @@ def create_pipeline(config: config_lib.PipelineConfig) -> tfx_pipeline.Pipeline:
     return tfx_pipeline.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[
-            example_gen,
-            statistics_gen,
-            schema_gen,
-            example_validator,
-            previous_statistics,
-            data_gate,
-            transform,
-            hyperparameters_node,
-            trainer,
-            baseline_resolver,
-            evaluator,
-            pusher,
-        ],
+        components=nodes,
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_pipeline_args),
     )
+
+
+def vertex_training_components(config: config_lib.PipelineConfig) -> tuple[type, type, dict, dict]:
+    """Tuner and Trainer classes that run as Vertex AI custom jobs, with their custom_config.
+
+    Imported here, not at the top: the Google Cloud extensions load google-cloud-aiplatform,
+    seconds of start-up that local runs never need.
+    """
+    from tfx.extensions.google_cloud_ai_platform import constants as vertex_constants
+    from tfx.extensions.google_cloud_ai_platform.trainer import executor as trainer_executor
+    from tfx.extensions.google_cloud_ai_platform.trainer.component import Trainer
+    from tfx.extensions.google_cloud_ai_platform.tuner import executor as tuner_executor
+    from tfx.extensions.google_cloud_ai_platform.tuner.component import Tuner
+
+    training = config.vertex_training
+    assert training is not None
+    vertex = {
+        vertex_constants.ENABLE_VERTEX_KEY: True,
+        vertex_constants.VERTEX_REGION_KEY: training.region,
+    }
+    trainer_config = {
+        **config.module_custom_config(),
+        **vertex,
+        trainer_executor.TRAINING_ARGS_KEY: training.custom_job_spec(),
+    }
+    tuner_config = {
+        **config.module_custom_config(),
+        **vertex,
+        tuner_executor.TUNING_ARGS_KEY: training.custom_job_spec(),
+        # Trials write their progress where every worker can see it.
+        tuner_executor.REMOTE_TRIALS_WORKING_DIR_KEY: f"{config.pipeline_root}/tuner_trials",
+    }
+    return Tuner, Trainer, tuner_config, trainer_config
+
+
+def vertex_endpoint_pusher(
+    endpoint: cloud.VertexEndpoint,
+    trainer: base_node.BaseNode,
+    evaluator: base_node.BaseNode,
+) -> base_node.BaseNode:
+    """A second Pusher that deploys the blessed model to a Vertex AI endpoint."""
+    from tfx.extensions.google_cloud_ai_platform import constants as vertex_constants
+    from tfx.extensions.google_cloud_ai_platform.pusher.component import Pusher
+
+    return Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        custom_config={
+            vertex_constants.ENABLE_VERTEX_KEY: True,
+            vertex_constants.VERTEX_REGION_KEY: endpoint.region,
+            vertex_constants.VERTEX_CONTAINER_IMAGE_URI_KEY: endpoint.serving_image,
+            vertex_constants.SERVING_ARGS_KEY: endpoint.serving_args(),
+        },
+    ).with_id(VERTEX_ENDPOINT_PUSHER)
