@@ -31,23 +31,34 @@ class RolledBackModelError(RuntimeError):
 
 
 def model_digest(path: str) -> str:
-    """SHA-256 over every file of a SavedModel folder (names and bytes)."""
+    """SHA-256 over every file of a SavedModel folder (names and bytes), local or on GCS."""
     digest = hashlib.sha256()
-    for root, dirs, files in os.walk(path):
-        dirs.sort()
-        for name in sorted(files):
-            full = os.path.join(root, name)
-            digest.update(os.path.relpath(full, path).encode())
-            with open(full, "rb") as handle:
-                for chunk in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(chunk)
+    files = []
+    for root, _, names in fileio.walk(path):
+        files += [os.path.join(root, name) for name in names]
+    prefix = path.rstrip("/") + "/"
+    for full in sorted(files):
+        digest.update(full[len(prefix) :].encode())
+        with fileio.open(full, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
     return digest.hexdigest()
 
 
 def existing_versions(base_directory: str) -> list[int]:
-    if not os.path.isdir(base_directory):
+    if not fileio.isdir(base_directory):
         return []
-    return sorted(int(name) for name in os.listdir(base_directory) if name.isdigit())
+    # GCS lists folders with a trailing slash.
+    names = (name.rstrip("/") for name in fileio.listdir(base_directory))
+    return sorted(int(name) for name in names if name.isdigit())
+
+
+def identical_version(digest: str, base_directory: str) -> int | None:
+    """The newest version in `base_directory` whose files have this `model_digest`, if any."""
+    for version in reversed(existing_versions(base_directory)):
+        if model_digest(os.path.join(base_directory, str(version))) == digest:
+            return version
+    return None
 
 
 def next_version(base_directory: str, now: float) -> int:
@@ -73,9 +84,9 @@ def push_atomically(model_path: str, base_directory: str, now: float) -> tuple[i
                     f"this model is identical to {name} in {base_directory}, which was rolled "
                     "back (see rollbacks.jsonl there); it is not pushed again"
                 )
-    for version in reversed(existing_versions(base_directory)):
-        if model_digest(os.path.join(base_directory, str(version))) == digest:
-            return version, False
+    identical = identical_version(digest, base_directory)
+    if identical is not None:
+        return identical, False
     version = next_version(base_directory, now)
     staging = os.path.join(base_directory, f"{STAGING_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
     try:
@@ -88,7 +99,7 @@ def push_atomically(model_path: str, base_directory: str, now: float) -> tuple[i
 
 
 class Executor(pusher_executor.Executor):
-    """TFX Pusher with atomic, duplicate-free pushes to a local filesystem destination."""
+    """TFX Pusher: atomic, duplicate-free pushes locally; duplicate-free on remote filesystems."""
 
     def Do(  # noqa: N802 - TFX executor API
         self,
@@ -109,8 +120,18 @@ class Executor(pusher_executor.Executor):
         )
         base_directory = destination.filesystem.base_directory
         if "://" in base_directory:
-            # Remote filesystems have no atomic rename: TFX's own push (saved_model.pb last).
-            super().Do(input_dict, output_dict, exec_properties)
+            # Remote filesystems (GCS) have no atomic rename: TFX's own push, which writes
+            # saved_model.pb last, unless the very same model is already there.
+            version = identical_version(model_digest(model_path), base_directory)
+            if version is None:
+                super().Do(input_dict, output_dict, exec_properties)
+                return
+            logging.info("Model is identical to the served version %s; nothing copied.", version)
+            self._MarkPushed(
+                model_push,
+                pushed_destination=os.path.join(base_directory, str(version)),
+                pushed_version=str(version),
+            )
             return
         try:
             version, copied = push_atomically(model_path, base_directory, time.time())

@@ -71,3 +71,20 @@ def test_a_rolled_back_model_is_never_pushed_again(tmp_path):
     with pytest.raises(atomic_pusher.RolledBackModelError, match="rolled back"):
         atomic_pusher.push_atomically(model, str(base), now=6)
     assert atomic_pusher.existing_versions(str(base)) == []
+
+
+def test_remote_destinations_find_an_identical_version_through_tensorflow_filesystems(tmp_path):
+    # ram:// is a TensorFlow filesystem like gs://: no os.* call can reach it.
+    import tensorflow as tf
+
+    model = make_model(tmp_path / "model", b"w1")
+    base = f"ram://{tmp_path.name}/serving/taxi"
+    for root, _, names in os.walk(model):
+        for name in names:
+            relative = os.path.relpath(os.path.join(root, name), model)
+            tf.io.gfile.makedirs(os.path.dirname(f"{base}/7/{relative}"))
+            tf.io.gfile.copy(os.path.join(root, name), f"{base}/7/{relative}")
+    assert atomic_pusher.existing_versions(base) == [7]
+    assert atomic_pusher.identical_version(atomic_pusher.model_digest(model), base) == 7
+    other = make_model(tmp_path / "other", b"w2")
+    assert atomic_pusher.identical_version(atomic_pusher.model_digest(other), base) is None

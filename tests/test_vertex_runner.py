@@ -1,0 +1,272 @@
+"""vertex_runner.py: the Vertex AI pipeline JSON compiled offline, what would be submitted, bad flags."""
+
+import json
+import pathlib
+from unittest import mock
+
+import pytest
+
+import vertex_runner
+from tfx_pipeline import pipeline as pipeline_lib
+
+IMAGE = "us-central1-docker.pkg.dev/my-project-1/ml/taxi-pipeline:1.0"
+BEAM_COMPONENTS = ("CsvExampleGen", "StatisticsGen", "Transform", "Evaluator")
+# The stock blessed-model resolver compiles to two Vertex tasks.
+BASELINE_TASKS = (
+    f"{pipeline_lib.BASELINE_RESOLVER}-model-blessing-resolver",
+    f"{pipeline_lib.BASELINE_RESOLVER}-model-resolver",
+)
+CLOUD_FLAGS = (
+    "--project=my-project-1",
+    "--region=us-central1",
+    "--dataflow",
+    "--dataflow-temp-location=gs://taxi-bucket/tmp",
+    "--dataflow-max-workers=25",
+    "--dataflow-machine-type=n2-standard-8",
+    "--vertex-training",
+    "--endpoint-name=taxi-endpoint",
+)
+
+
+def local_roots(tmp_path) -> list[str]:
+    return [
+        f"--pipeline-root={tmp_path / 'root'}",
+        f"--data-root={tmp_path / 'data'}",
+        f"--serving-dir={tmp_path / 'serving'}",
+        f"--image={IMAGE}",
+        f"--output={tmp_path / 'pipeline.json'}",
+    ]
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    """The pipeline JSON compiled offline with local roots, Dataflow, Vertex training, endpoint."""
+    tmp_path = tmp_path_factory.mktemp("vertex")
+    assert vertex_runner.main([*local_roots(tmp_path), *CLOUD_FLAGS, "--compile-only"]) == 0
+    return json.loads((tmp_path / "pipeline.json").read_text())
+
+
+def tasks(job) -> dict:
+    return job["pipelineSpec"]["root"]["dag"]["tasks"]
+
+
+def executor(job, task_name: str) -> dict:
+    spec = job["pipelineSpec"]
+    label = spec["components"][tasks(job)[task_name]["componentRef"]["name"]]["executorLabel"]
+    return spec["deploymentSpec"]["executors"][label]
+
+
+def parameter(job, task_name: str, name: str):
+    """A task's constant parameter; TFX compiles dicts and protos to JSON strings."""
+    value = tasks(job)[task_name]["inputs"]["parameters"][name]["runtimeValue"]["constantValue"]
+    return json.loads(value["stringValue"])
+
+
+def upstream(job, task_name: str) -> set[str]:
+    task = tasks(job)[task_name]
+    producers = {
+        spec["taskOutputArtifact"]["producerTask"]
+        for spec in task.get("inputs", {}).get("artifacts", {}).values()
+    }
+    return producers | set(task.get("dependentTasks", []))
+
+
+def test_every_component_is_a_task(compiled):
+    expected = {
+        pipeline_lib.EXAMPLE_GEN,
+        pipeline_lib.IMPORT_SCHEMA_GEN,
+        pipeline_lib.STATISTICS_GEN,
+        pipeline_lib.PREVIOUS_STATISTICS_RESOLVER,
+        pipeline_lib.EXAMPLE_VALIDATOR,
+        pipeline_lib.DATA_GATE,
+        pipeline_lib.TRANSFORM,
+        pipeline_lib.TUNER,
+        pipeline_lib.TRAINER,
+        *BASELINE_TASKS,
+        pipeline_lib.EVALUATOR,
+        pipeline_lib.PUSHER,
+        pipeline_lib.VERTEX_ENDPOINT_PUSHER,
+    }
+    assert set(tasks(compiled)) == expected
+
+
+def test_the_edges_are_the_pipelines(compiled):
+    p = pipeline_lib
+    assert upstream(compiled, p.STATISTICS_GEN) == {p.EXAMPLE_GEN, p.PREVIOUS_STATISTICS_RESOLVER}
+    assert upstream(compiled, p.DATA_GATE) == {
+        p.EXAMPLE_VALIDATOR,
+        p.STATISTICS_GEN,
+        p.IMPORT_SCHEMA_GEN,
+        p.PREVIOUS_STATISTICS_RESOLVER,
+    }
+    assert p.DATA_GATE in upstream(compiled, p.TRANSFORM), "the gate must hold Transform back"
+    assert upstream(compiled, p.TRAINER) == {p.TRANSFORM, p.IMPORT_SCHEMA_GEN, p.TUNER}
+    assert upstream(compiled, p.EVALUATOR) == {p.EXAMPLE_GEN, p.TRAINER, BASELINE_TASKS[1]}
+    assert upstream(compiled, p.PUSHER) == {p.TRAINER, p.EVALUATOR}
+    assert upstream(compiled, p.VERTEX_ENDPOINT_PUSHER) == {p.TRAINER, p.EVALUATOR}
+
+
+def test_every_container_runs_the_pipeline_image(compiled):
+    containers = [
+        executor(compiled, name)["container"]
+        for name in tasks(compiled)
+        if "container" in executor(compiled, name)
+    ]
+    assert len(containers) == 11
+    assert {container["image"] for container in containers} == {IMAGE}
+
+
+def test_beam_components_run_on_dataflow_with_the_settings_given(compiled):
+    from apache_beam.options.pipeline_options import (
+        GoogleCloudOptions,
+        PipelineOptions,
+        StandardOptions,
+        WorkerOptions,
+    )
+
+    for name in BEAM_COMPONENTS:
+        args = executor(compiled, name)["container"]["args"]
+        options = PipelineOptions([a for a in args if a.startswith("--") and "=" in a])
+        assert options.view_as(StandardOptions).runner == "DataflowRunner", name
+        cloud = options.view_as(GoogleCloudOptions)
+        assert (cloud.project, cloud.region) == ("my-project-1", "us-central1")
+        assert cloud.temp_location == "gs://taxi-bucket/tmp"
+        workers = options.view_as(WorkerOptions)
+        assert (workers.max_num_workers, workers.machine_type) == (25, "n2-standard-8")
+        # Dataflow workers get our code from the same image the pipeline runs in.
+        assert workers.sdk_container_image == IMAGE
+
+
+def test_tuner_trainer_and_endpoint_use_the_vertex_extensions(compiled):
+    assert executor(compiled, "Trainer")["container"]["args"][1] == (
+        "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor"
+    )
+    assert executor(compiled, "Tuner")["container"]["args"][1] == (
+        "tfx.extensions.google_cloud_ai_platform.tuner.executor.Executor"
+    )
+    trainer_config = parameter(compiled, "Trainer", "custom_config")
+    job_spec = trainer_config["ai_platform_training_args"]
+    assert job_spec["project"] == "my-project-1"
+    assert job_spec["worker_pool_specs"][0]["container_spec"]["image_uri"] == IMAGE
+    assert trainer_config["ai_platform_vertex_region"] == "us-central1"
+    # Module settings still reach run_fn next to the Vertex keys.
+    assert trainer_config["batch_size"] == 128
+    pusher_config = parameter(compiled, "VertexEndpointPusher", "custom_config")
+    assert pusher_config["ai_platform_serving_args"]["endpoint_name"] == "taxi-endpoint"
+    assert "tf2-cpu" in pusher_config["ai_platform_vertex_container_image_uri"]
+
+
+def test_the_pusher_writes_the_serving_dir_and_the_root_is_the_pipeline_root(compiled):
+    destination = parameter(compiled, "Pusher", "push_destination")
+    root = pathlib.Path(compiled["runtimeConfig"]["gcsOutputDirectory"])
+    assert root.name == "root"
+    assert destination["filesystem"]["base_directory"] == str(root.parent / "serving" / "taxi")
+
+
+def test_without_cloud_flags_beam_runs_in_the_component_container(tmp_path):
+    assert vertex_runner.main([*local_roots(tmp_path), "--compile-only"]) == 0
+    job = json.loads((tmp_path / "pipeline.json").read_text())
+    args = executor(job, "Transform")["container"]["args"]
+    assert not any(arg.startswith("--runner") for arg in args)
+    assert "VertexEndpointPusher" not in tasks(job)
+    assert executor(job, "Trainer")["container"]["args"][1] == (
+        "tfx.components.trainer.executor.GenericExecutor"
+    )
+
+
+def test_bad_cloud_settings_fail_before_anything_is_compiled(tmp_path, capsys):
+    argv = [
+        "--pipeline-root=/tmp/local",
+        "--data-root=data/taxi",
+        "--serving-dir=gs://taxi-bucket/serving",
+        "--image=not an image",
+        "--region=europe",
+        "--schedule=every night",
+        "--dataflow",
+        f"--output={tmp_path / 'pipeline.json'}",
+    ]
+    assert vertex_runner.main(argv) == vertex_runner.EXIT_USAGE
+    err = capsys.readouterr().err
+    for expected in (
+        "--project is required",
+        "--pipeline-root must be a gs:// path",
+        "--data-root must be a gs:// path",
+        "--image: 'not an image' is not valid",
+        "--region: 'europe' is not valid",
+        "--schedule 'every night' is not a cron line",
+        "--dataflow needs --dataflow-temp-location",
+    ):
+        assert expected in err
+    assert "--serving-dir" not in err
+    assert not (tmp_path / "pipeline.json").exists()
+
+
+def test_a_malformed_dataflow_setting_is_named(tmp_path, capsys):
+    argv = [
+        *local_roots(tmp_path),
+        "--compile-only",
+        "--project=my-project-1",
+        "--region=us-central1",
+        "--dataflow",
+        "--dataflow-temp-location=/not/gcs",
+    ]
+    assert vertex_runner.main(argv) == vertex_runner.EXIT_USAGE
+    assert "temp_location: '/not/gcs' is not valid" in capsys.readouterr().err
+
+
+GCS_FLAGS = [
+    "--project=my-project-1",
+    "--region=europe-west4",
+    "--pipeline-root=gs://taxi-bucket/root",
+    "--data-root=gs://taxi-bucket/data/taxi",
+    "--serving-dir=gs://taxi-bucket/serving",
+    f"--image={IMAGE}",
+    "--service-account=pipelines@my-project-1.iam.gserviceaccount.com",
+]
+
+
+def test_submit_sends_the_compiled_template_with_the_gcs_root(tmp_path, capsys):
+    output = tmp_path / "pipeline.json"
+    with (
+        mock.patch("google.cloud.aiplatform.PipelineJob") as pipeline_job,
+        mock.patch("google.cloud.aiplatform.init") as init,
+    ):
+        pipeline_job.return_value.resource_name = "projects/1/locations/x/pipelineJobs/taxi-1"
+        assert vertex_runner.main([*GCS_FLAGS, f"--output={output}"]) == 0
+    init.assert_called_once_with(project="my-project-1", location="europe-west4")
+    kwargs = pipeline_job.call_args.kwargs
+    assert kwargs["template_path"] == str(output)
+    assert kwargs["pipeline_root"] == "gs://taxi-bucket/root"
+    assert (kwargs["project"], kwargs["location"]) == ("my-project-1", "europe-west4")
+    assert kwargs["enable_caching"] is True
+    pipeline_job.return_value.submit.assert_called_once_with(
+        service_account="pipelines@my-project-1.iam.gserviceaccount.com"
+    )
+    # What was sent is a valid template: the serving dir on GCS, no local path in it.
+    job = json.loads(output.read_text())
+    assert "/tmp" not in json.dumps(job["pipelineSpec"]["root"])
+    assert "Submitted: projects/1/locations/x/pipelineJobs/taxi-1" in capsys.readouterr().out
+
+
+def test_schedule_creates_a_vertex_schedule_instead_of_a_run(tmp_path):
+    with (
+        mock.patch("google.cloud.aiplatform.PipelineJob") as pipeline_job,
+        mock.patch("google.cloud.aiplatform.init"),
+    ):
+        argv = [*GCS_FLAGS, f"--output={tmp_path / 'p.json'}", "--schedule=TZ=Etc/UTC 0 3 * * *"]
+        assert vertex_runner.main(argv) == 0
+    job = pipeline_job.return_value
+    job.submit.assert_not_called()
+    schedule = job.create_schedule.call_args.kwargs
+    assert schedule["cron"] == "TZ=Etc/UTC 0 3 * * *"
+    assert schedule["max_concurrent_run_count"] == 1
+
+
+def test_a_failed_submission_is_reported_not_raised(tmp_path, capsys):
+    with (
+        mock.patch("google.cloud.aiplatform.PipelineJob") as pipeline_job,
+        mock.patch("google.cloud.aiplatform.init"),
+    ):
+        pipeline_job.return_value.submit.side_effect = PermissionError("403 caller lacks access")
+        assert vertex_runner.main([*GCS_FLAGS, f"--output={tmp_path / 'p.json'}"]) == 1
+    assert "submitting to Vertex AI failed: PermissionError: 403" in capsys.readouterr().out
