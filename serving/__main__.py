@@ -75,7 +75,55 @@ def build_parser() -> argparse.ArgumentParser:
         help="BatchingParameters text proto: max_batch_size, batch_timeout_micros, "
         "max_enqueued_batches, num_batch_threads",
     )
+    request_log = parser.add_argument_group(
+        "request logging (for monitoring; a model's logging_config in --model_config_file "
+        "overrides the rate and file prefix for that model)"
+    )
+    request_log.add_argument(
+        "--request_log_dir",
+        help="log sampled predict requests (raw features, model version, time, prediction) "
+        "as tf.Example TFRecord files here; off when not set",
+    )
+    request_log.add_argument(
+        "--request_log_sampling_rate",
+        type=float,
+        default=1.0,
+        help="fraction of predict requests logged, 0 to 1 (default: %(default)s)",
+    )
+    request_log.add_argument(
+        "--request_log_max_file_bytes",
+        type=int,
+        default=64 * 1024 * 1024,
+        help="a log file is completed once it is this large (default: 64 MiB)",
+    )
+    request_log.add_argument(
+        "--request_log_max_file_seconds",
+        type=float,
+        default=300.0,
+        help="a log file is completed once it is this old (default: %(default)s)",
+    )
+    request_log.add_argument(
+        "--request_log_queue_size",
+        type=int,
+        default=10000,
+        help="requests waiting for the log writer; beyond this they are dropped from the log "
+        "and counted (default: %(default)s)",
+    )
     return parser
+
+
+def request_log_settings(args: argparse.Namespace):
+    """The request log flags as RequestLogSettings (None when no folder is given)."""
+    from serving.request_log import RequestLogSettings
+
+    settings = RequestLogSettings(
+        directory=os.path.abspath(args.request_log_dir) if args.request_log_dir else None,
+        sampling_rate=args.request_log_sampling_rate,
+        max_file_bytes=args.request_log_max_file_bytes,
+        max_file_seconds=args.request_log_max_file_seconds,
+        queue_size=args.request_log_queue_size,
+    )
+    return settings if args.request_log_dir else None
 
 
 def read_batching_parameters(path: str):
@@ -143,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             specs = config.load_config_file(args.model_config_file)
         else:
             specs = config.single_model(args.model_name, args.model_base_path)
+        request_log = request_log_settings(args)
         batching = None
         if args.enable_batching:
             batching = (
@@ -166,14 +215,19 @@ def main(argv: list[str] | None = None) -> int:
         num_threads=args.rest_api_num_threads,
         batching=batching,
     )
-    server = ModelServer(
-        specs,
-        host=args.host,
-        port=args.rest_api_port,
-        settings=settings,
-        poll_seconds=args.file_system_poll_wait_seconds,
-        access_log=not args.no_access_log,
-    )
+    try:
+        server = ModelServer(
+            specs,
+            host=args.host,
+            port=args.rest_api_port,
+            settings=settings,
+            poll_seconds=args.file_system_poll_wait_seconds,
+            access_log=not args.no_access_log,
+            request_log=request_log,
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         server.start()
     except OSError as error:
@@ -189,6 +243,10 @@ def main(argv: list[str] | None = None) -> int:
             spec.name,
             versions or "none yet",
             spec.base_path,
+        )
+    if server.request_log is not None and request_log is not None:
+        logging.info(
+            "logging %g of predict requests to %s", request_log.sampling_rate, request_log.directory
         )
     print(f"Serving on {server.url} (Ctrl-C to stop)", flush=True)
     stop = threading.Event()

@@ -24,6 +24,7 @@ from serving.batching import Batcher, BatchingParameters
 from serving.errors import ServingError
 from serving.json_writer import error_body, proto_json
 from serving.metrics import Metrics
+from serving.request_log import RequestLogger
 from serving.servable import Servable
 from serving.versions import ModelManager
 
@@ -162,10 +163,17 @@ def status_body(statuses: list) -> bytes:
 class RestApi:
     """TF Serving's REST API over a ModelManager."""
 
-    def __init__(self, manager: ModelManager, settings: ServerSettings, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        manager: ModelManager,
+        settings: ServerSettings,
+        metrics: Metrics,
+        request_log: RequestLogger | None = None,
+    ) -> None:
         self.manager = manager
         self.settings = settings
         self.metrics = metrics
+        self.request_log = request_log
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=settings.num_threads, thread_name_prefix="rest"
         )
@@ -278,6 +286,7 @@ class RestApi:
             loaded.model_name, loaded.version, name, lambda batch: servable.run(name, batch)
         )
         outputs = await asyncio.wrap_future(batcher.submit(inputs))
+        self._log_request(loaded, name, inputs, outputs)
         formatter = json_tensor.row_response if rows else json_tensor.columnar_response
         return loaded.version, await loop.run_in_executor(self._pool, formatter, outputs)
 
@@ -292,8 +301,14 @@ class RestApi:
     def _predict_now(self, route: _Route, body: bytes) -> tuple[int, bytes]:
         loaded, name, inputs, rows = self._prepare_predict(route, body)
         outputs = loaded.servable.run(name, inputs)
+        self._log_request(loaded, name, inputs, outputs)
         formatter = json_tensor.row_response if rows else json_tensor.columnar_response
         return loaded.version, formatter(outputs)
+
+    def _log_request(self, loaded: Any, signature: str, inputs: dict, outputs: dict) -> None:
+        """Hands an answered predict request to the request log (a queue put, no file IO)."""
+        if self.request_log is not None:
+            self.request_log.submit(loaded.model_name, loaded.version, signature, inputs, outputs)
 
     def _classify_or_regress(self, route: _Route, body: bytes) -> tuple[int, bytes]:
         request = json_tensor.request_object(body)

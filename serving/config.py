@@ -43,6 +43,12 @@ def spec_from_proto(config: model_server_config_pb2.ModelConfig) -> ModelSpec:
         latest_count=latest,
         specific_versions=specific,
         labels=tuple(sorted(config.version_labels.items())),
+        log_sampling_rate=(
+            config.logging_config.sampling_config.sampling_rate
+            if config.HasField("logging_config")
+            else None
+        ),
+        log_filename_prefix=config.logging_config.log_collector_config.filename_prefix,
     )
 
 
@@ -64,6 +70,11 @@ def validate(specs: list[ModelSpec]) -> list[ModelSpec]:
             problems.append(f"model {spec.name!r}: the specific version policy lists no versions")
         if spec.latest_count < 1:
             problems.append(f"model {spec.name!r}: latest num_versions must be at least 1")
+        if spec.log_sampling_rate is not None and not 0.0 <= spec.log_sampling_rate <= 1.0:
+            problems.append(
+                f"model {spec.name!r}: logging_config sampling_rate must be within [0, 1], "
+                f"got {spec.log_sampling_rate}"
+            )
         for label, version in spec.labels:
             if not re.match(r"^[A-Za-z0-9_-]+$", label) or label[0].isdigit():
                 problems.append(f"model {spec.name!r}: label {label!r} is not a valid label name")
@@ -127,4 +138,8 @@ def to_config_text(specs: list[ModelSpec]) -> str:
             model.model_version_policy.latest.num_versions = spec.latest_count
         for label, version in spec.labels:
             model.version_labels[label] = version
+        if spec.log_sampling_rate is not None:
+            logging_config = model.logging_config
+            logging_config.sampling_config.sampling_rate = spec.log_sampling_rate
+            logging_config.log_collector_config.filename_prefix = spec.log_filename_prefix
     return text_format.MessageToString(config)

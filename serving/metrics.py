@@ -16,6 +16,8 @@ REQUEST_COUNT = ":tensorflow:serving:request_count"
 REQUEST_LATENCY = ":tensorflow:serving:request_latency"
 VERSION_REQUEST_COUNT = ":tensorflow:serving:rest:version_request_count"
 VERSION_REQUEST_LATENCY = ":tensorflow:serving:rest:version_request_latency"
+# Sampled predict requests by outcome (logged or why not); exported only when logging is on.
+REQUEST_LOG_COUNT = ":tensorflow:serving:rest:request_log_count"
 
 
 def _number(value: float) -> str:
@@ -75,6 +77,11 @@ class Metrics:
                     VERSION_REQUEST_LATENCY,
                     (("model_name", model), ("version", version_text), ("API", api)),
                 ).observe(latency_us)
+
+    def count_logged(self, model: str, outcome: str) -> None:
+        """One sampled request of `model` was logged, or dropped (outcome says why)."""
+        with self._lock:
+            self._counters[REQUEST_LOG_COUNT][(("model_name", model), ("outcome", outcome))] += 1
 
     def _histogram(self, name: str, labels: tuple) -> _Histogram:
         histograms = self._histograms[name]

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from serving.app import RestApi, ServerSettings, build_app
 from serving.metrics import Metrics
+from serving.request_log import ModelLogging, RequestLogger, RequestLogSettings
 from serving.servable import Servable
 from serving.versions import ModelManager, ModelSpec
 
@@ -29,6 +30,7 @@ class ModelServer:
         settings: ServerSettings | None = None,
         poll_seconds: float = 1.0,
         access_log: bool = True,
+        request_log: RequestLogSettings | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -39,7 +41,19 @@ class ModelServer:
             poll_seconds=poll_seconds,
             on_change=lambda: self.api.prune_batchers(),
         )
-        self.api = RestApi(self.manager, settings or ServerSettings(), self.metrics)
+        model_logging = {
+            spec.name: ModelLogging(spec.log_sampling_rate, spec.log_filename_prefix)
+            for spec in specs
+            if spec.log_sampling_rate is not None
+        }
+        self.request_log = None
+        if request_log is not None or model_logging:
+            self.request_log = RequestLogger(
+                request_log or RequestLogSettings(), model_logging, self.metrics.count_logged
+            )
+        self.api = RestApi(
+            self.manager, settings or ServerSettings(), self.metrics, self.request_log
+        )
         self._access_log = access_log
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -49,12 +63,16 @@ class ModelServer:
 
     def start(self) -> "ModelServer":
         """Loads the models, then listens in a background thread; returns once it accepts."""
+        if self.request_log is not None:
+            self.request_log.start(self.manager.model_names)
         self.manager.start()
         self._thread = threading.Thread(target=self._serve, name="http", daemon=True)
         self._thread.start()
         self._started.wait()
         if self._error is not None:
             self.manager.stop()
+            if self.request_log is not None:
+                self.request_log.close()
             raise self._error
         return self
 
@@ -101,6 +119,8 @@ class ModelServer:
             self._thread.join(timeout=10)
         self.manager.stop()
         self.api.close()
+        if self.request_log is not None:
+            self.request_log.close()
 
     def __enter__(self) -> "ModelServer":
         return self.start()

@@ -37,6 +37,9 @@ class ModelSpec:
     latest_count: int = 1
     specific_versions: tuple[int, ...] = ()
     labels: tuple[tuple[str, int], ...] = ()
+    # TF Serving's logging_config: set when the model config file asks to log this model.
+    log_sampling_rate: float | None = None
+    log_filename_prefix: str = ""
 
     def wanted(self, available: Iterable[int]) -> set[int]:
         """The versions on disk that this policy serves."""
