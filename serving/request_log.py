@@ -18,6 +18,7 @@ import random
 import struct
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 
 import google_crc32c
@@ -89,7 +90,7 @@ class ModelLogging:
 
 @dataclasses.dataclass(frozen=True)
 class LogTarget:
-    """Files `<directory>/<file_prefix>-<time>-<pid>-<n>.tfrecord`, for one model."""
+    """Files `<directory>/<file_prefix>-<time>-<pid>-<random>-<n>.tfrecord`, for one model."""
 
     directory: str
     file_prefix: str
@@ -206,7 +207,9 @@ class _OpenFile:
 
     def __init__(self, target: LogTarget, sequence: int) -> None:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        name = f"{target.file_prefix}-{stamp}-{os.getpid()}-{sequence:05d}{FILE_SUFFIX}"
+        # The random part keeps two loggers (two servers, one restarted) from sharing a name.
+        unique = f"{os.getpid()}-{uuid.uuid4().hex[:6]}-{sequence:05d}"
+        name = f"{target.file_prefix}-{stamp}-{unique}{FILE_SUFFIX}"
         self.final_path = os.path.join(target.directory, name)
         self.writing_path = os.path.join(target.directory, f".{name}{WRITING_SUFFIX}")
         os.makedirs(target.directory, exist_ok=True)

@@ -23,6 +23,7 @@ from tfx_pipeline.lineage import (
     artifacts_by_key,
     custom_property,
     producer,
+    training_examples,
 )
 
 
@@ -36,15 +37,12 @@ class Push:
     blessed: bool
     destination: str
     on_disk: str
+    model_id: int | None = None  # the Trainer's Model artifact in MLMD
 
 
 def _span_of_model(store, model_id: int) -> object:
-    _, trainer_inputs = producer(store, model_id)
-    for transformed in trainer_inputs.get("examples", []):
-        _, transform_inputs = producer(store, transformed.id)
-        for examples in transform_inputs.get("examples", []):
-            return custom_property(examples, "span")
-    return None
+    examples = training_examples(store, model_id)
+    return custom_property(examples, "span") if examples is not None else None
 
 
 def _overall_auc(store, blessing_id: int) -> float | None:
@@ -106,6 +104,7 @@ def pushes(metadata_path: str, pipeline_name: str) -> list[Push]:
                     blessed=bool(blessing and custom_property(blessing, "blessed") == 1),
                     destination=str(custom_property(pushed, "pushed_destination")),
                     on_disk="",
+                    model_id=model.id if model else None,
                 )
             )
     present = [p.version for p in found if os.path.isdir(p.destination)]

@@ -38,3 +38,26 @@ def producer(
             execution = store.get_executions_by_id([event.execution_id])[0]
             return execution, artifacts_by_key(store, execution.id, INPUT_EVENTS)
     return None, {}
+
+
+def training_examples(store: Any, model_id: int) -> metadata_store_pb2.Artifact | None:
+    """The raw Examples (ExampleGen output) a Trainer model was trained from, via Transform."""
+    _, trainer_inputs = producer(store, model_id)
+    for transformed in trainer_inputs.get("examples", []):
+        _, transform_inputs = producer(store, transformed.id)
+        for examples in transform_inputs.get("examples", []):
+            return examples
+    return None
+
+
+def statistics_of(store: Any, examples_id: int) -> metadata_store_pb2.Artifact | None:
+    """The newest statistics (StatisticsGen output) computed from Examples `examples_id`."""
+    found = None
+    for event in store.get_events_by_artifact_ids([examples_id]):
+        if event.type not in INPUT_EVENTS:
+            continue
+        outputs = artifacts_by_key(store, event.execution_id, OUTPUT_EVENTS)
+        for statistics in outputs.get("statistics", []):
+            if found is None or statistics.id > found.id:
+                found = statistics
+    return found
