@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing the pinned TFX stack into $(VENV) (first time about 3 minutes; log: $(VENV)/install.log)"
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --ignore-requires-python \
-		-c constraints.txt -e '.[dev]' > $(VENV)/install.log 2>&1 \
+		-c constraints.txt -e '.[dev,airflow]' > $(VENV)/install.log 2>&1 \
 		|| { tail -n 30 $(VENV)/install.log; echo "error: installing into $(VENV) failed; full log: $(VENV)/install.log"; exit 1; }
 	@touch $(STAMP)
 
