@@ -76,7 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_ANOMALY_POLICY,
         help="data policy file, read now and compiled into the pipeline (default: %(default)s)",
     )
-    where.add_argument("--model-name", type=model_name, default="taxi", help="default: taxi")
+    where.add_argument(
+        "--model-name",
+        type=model_name,
+        default="taxi",
+        help="served model name (default: %(default)s)",
+    )
     where.add_argument(
         "--pipeline-name",
         type=model_name,
@@ -89,19 +94,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     training = parser.add_argument_group("training")
-    training.add_argument("--train-steps", type=positive_int, default=1000)
-    training.add_argument("--eval-steps", type=positive_int, default=100)
-    training.add_argument("--batch-size", type=positive_int, default=128)
+    training.add_argument(
+        "--train-steps",
+        type=positive_int,
+        default=1000,
+        help="Trainer steps (default: %(default)s)",
+    )
+    training.add_argument(
+        "--eval-steps",
+        type=positive_int,
+        default=100,
+        help="Trainer eval steps (default: %(default)s)",
+    )
+    training.add_argument(
+        "--batch-size", type=positive_int, default=128, help="default: %(default)s"
+    )
     training.add_argument(
         "--no-tune",
         action="store_true",
         help="reuse the latest searched hyperparameters instead of searching in every run",
     )
-    training.add_argument("--tuner-trials", type=positive_int, default=3)
-    training.add_argument("--tuner-steps", type=positive_int, default=300)
-    training.add_argument("--seed", type=non_negative_int, default=42)
-    training.add_argument("--min-auc", type=fraction, default=0.90)
-    training.add_argument("--max-auc-drop", type=fraction, default=0.01)
+    training.add_argument(
+        "--tuner-trials", type=positive_int, default=3, help="search trials (default: %(default)s)"
+    )
+    training.add_argument(
+        "--tuner-steps",
+        type=positive_int,
+        default=300,
+        help="steps per trial (default: %(default)s)",
+    )
+    training.add_argument("--seed", type=non_negative_int, default=42, help="default: %(default)s")
+    training.add_argument(
+        "--min-auc", type=fraction, default=0.90, help="AUC floor to bless (default: %(default)s)"
+    )
+    training.add_argument(
+        "--max-auc-drop",
+        type=fraction,
+        default=0.01,
+        help="largest AUC drop against the last blessed model (default: %(default)s)",
+    )
     training.add_argument(
         "--vertex-training",
         action="store_true",
@@ -122,9 +153,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="run Beam on Dataflow; without it Beam runs inside each component's container",
     )
     dataflow.add_argument("--dataflow-temp-location", help="gs:// staging and temp folder")
-    dataflow.add_argument("--dataflow-machine-type", default="n1-standard-4")
-    dataflow.add_argument("--dataflow-max-workers", type=positive_int, default=10)
-    dataflow.add_argument("--dataflow-disk-size-gb", type=positive_int)
+    dataflow.add_argument(
+        "--dataflow-machine-type",
+        default="n1-standard-4",
+        help="worker machine (default: %(default)s)",
+    )
+    dataflow.add_argument(
+        "--dataflow-max-workers",
+        type=positive_int,
+        default=10,
+        help="autoscaling ceiling per Beam job (default: %(default)s)",
+    )
+    dataflow.add_argument(
+        "--dataflow-disk-size-gb", type=positive_int, help="worker disk (default: Dataflow's)"
+    )
     dataflow.add_argument(
         "--dataflow-setup-file",
         help="ship our code to workers with this setup.py instead of the pipeline image "
@@ -144,7 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--endpoint-serving-image",
         help="TF Serving based prediction image (default: Vertex's prebuilt TF 2.15 CPU image)",
     )
-    endpoint.add_argument("--endpoint-machine-type", default="n1-standard-2")
+    endpoint.add_argument(
+        "--endpoint-machine-type",
+        default="n1-standard-2",
+        help="serving machine (default: %(default)s)",
+    )
 
     run = parser.add_argument_group("what to do")
     run.add_argument(
