@@ -42,7 +42,7 @@ class Push:
 
 def _span_of_model(store, model_id: int) -> object:
     examples = training_examples(store, model_id)
-    return custom_property(examples, "span") if examples is not None else None
+    return custom_property(examples[-1], "span") if examples else None
 
 
 def _overall_auc(store, blessing_id: int) -> float | None:

@@ -40,14 +40,18 @@ def producer(
     return None, {}
 
 
-def training_examples(store: Any, model_id: int) -> metadata_store_pb2.Artifact | None:
-    """The raw Examples (ExampleGen output) a Trainer model was trained from, via Transform."""
+def training_examples(store: Any, model_id: int) -> list[metadata_store_pb2.Artifact]:
+    """The ExampleGen Examples a Trainer model was trained from, oldest span first.
+
+    The Trainer reads them directly or as Transform's transformed examples, which lead back to
+    the raw examples Transform read.
+    """
     _, trainer_inputs = producer(store, model_id)
-    for transformed in trainer_inputs.get("examples", []):
-        _, transform_inputs = producer(store, transformed.id)
-        for examples in transform_inputs.get("examples", []):
-            return examples
-    return None
+    found = []
+    for examples in trainer_inputs.get("examples", []):
+        _, inputs = producer(store, examples.id)
+        found.extend(inputs.get("examples") or [examples])
+    return sorted(found, key=lambda a: (custom_property(a, "span") or 0, a.id))
 
 
 def statistics_of(store: Any, examples_id: int) -> metadata_store_pb2.Artifact | None:

@@ -5,7 +5,7 @@ Reads the server's request log (complete `*.tfrecord` files written by `python -
 version in that window, computes their TFDV statistics and compares them with the training
 statistics of that version, found through MLMD lineage (Pusher <- Trainer <- Transform <-
 ExampleGen -> StatisticsGen). Skew uses TFDV's comparators with thresholds from
-data/schema/monitoring.json: L-infinity distance for categorical features, Jensen-Shannon
+data/schema/monitoring.json: L-infinity distance for string features, Jensen-Shannon
 divergence (on quantile histograms) for numeric ones. The served data is also validated against
 the schema (e.g. a payment type outside the closed list).
 
@@ -184,7 +184,8 @@ def training_statistics_path(metadata_path: str, pipeline_name: str, version: in
         )
     store = summary.open_store(metadata_path)
     examples = lineage.training_examples(store, pushes[-1].model_id)
-    statistics = lineage.statistics_of(store, examples.id) if examples is not None else None
+    # Trained on several spans: the newest stands for them (the others passed the drift gate).
+    statistics = lineage.statistics_of(store, examples[-1].id) if examples else None
     if statistics is None:
         raise LookupError(f"no StatisticsGen output for the data version {version} trained on")
     path = os.path.join(statistics.uri, "Split-train", "FeatureStats.pb")
@@ -206,9 +207,11 @@ class FeatureSkew:
 
 
 def _is_categorical(feature) -> bool:  # noqa: ANN001 - a schema_pb2.Feature
+    """String features. Integer categories (community areas) count as numbers: StatisticsGen
+    computes their statistics without the schema, as numbers, and skew needs both sides alike."""
     from tensorflow_metadata.proto.v0 import schema_pb2
 
-    return feature.type == schema_pb2.BYTES or feature.int_domain.is_categorical
+    return feature.type == schema_pb2.BYTES
 
 
 def monitored_schema(schema, config: MonitorConfig):  # noqa: ANN001, ANN201 - schema_pb2.Schema
@@ -260,9 +263,8 @@ def compare(
                 writer.write(record)
         serving_statistics = tfdv.generate_statistics_from_tfrecord(
             path,
-            stats_options=tfdv.StatsOptions(
-                schema=checked, feature_allowlist=list(config.features)
-            ),
+            # No schema, as StatisticsGen runs: both sides describe each feature alike.
+            stats_options=tfdv.StatsOptions(feature_allowlist=list(config.features)),
         )
     skew_anomalies = tfdv.validate_statistics(
         training_statistics, checked, serving_statistics=serving_statistics
