@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run serve serving-config test test-fast lint format bench bench-serving clean
+.PHONY: setup run serve serving-config test test-fast lint format bench bench-serving bench-scale clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,10 @@ bench: setup
 
 bench-serving: setup
 	$(BIN)/python bench/serving_bench.py $(ARGS)
+
+# Cold runs at 15k, 100k and 1M generated rows (about 15 minutes): bench/results/scale.{json,png}.
+bench-scale: setup
+	$(BIN)/python bench/scale_bench.py $(ARGS)
 
 clean:
 	rm -rf outputs .pytest_cache

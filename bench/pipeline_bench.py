@@ -9,48 +9,19 @@ included), the run's exit status and the evaluation AUC from MLMD. Prints a tabl
 
 import argparse
 import json
-import logging
-import os
 import pathlib
 import platform
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
-import warnings
 
 import psutil
-
-REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
+from runs import REPO_ROOT, eval_auc, measure
 
 TARGETS = {"cold_s": 60.0, "cached_s": 10.0, "peak_rss_gb": 1.5, "auc": 0.93}
 NEW_SPAN_ROWS = 8000
 NEW_SPAN_SEED = 7
-
-
-def measure(command: list[str], poll_seconds: float = 0.1) -> dict[str, float | int]:
-    """Runs `command`, sampling the RSS of its whole process tree; returns wall, peak and exit."""
-    started = time.monotonic()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    root = psutil.Process(process.pid)
-    peak = 0
-    while process.poll() is None:
-        try:
-            tree = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass  # a child exited between listing and reading; the next sample catches up
-        time.sleep(poll_seconds)
-    output = process.stdout.read()
-    return {
-        "wall_s": round(time.monotonic() - started, 2),
-        "peak_rss_gb": round(peak / 1e9, 3),
-        "exit_status": process.returncode,
-        "console": output,
-    }
 
 
 def add_resampled_span(data_root: pathlib.Path) -> pathlib.Path:
@@ -66,20 +37,6 @@ def add_resampled_span(data_root: pathlib.Path) -> pathlib.Path:
     sample = random.Random(NEW_SPAN_SEED).choices(rows, k=NEW_SPAN_ROWS)
     (new_span / "data.csv").write_text(header + "".join(sample))
     return new_span
-
-
-def eval_auc(output_dir: pathlib.Path) -> float | None:
-    """The candidate's overall AUC of the latest run, read from MLMD and the Evaluator's output."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=FutureWarning)  # google-api-core's Python notice
-    from tfx_pipeline import summary
-
-    run = summary.summarize_run(str(output_dir / "metadata.sqlite"), "taxi")
-    if run is None:
-        return None
-    auc = next((row.candidate for row in run.metrics if row.name == "AUC"), None)
-    return round(auc, 4) if auc is not None else None
 
 
 def main() -> None:
@@ -117,7 +74,8 @@ def main() -> None:
         results[scenario] = result
         print(
             f"  {scenario:<9} wall {result['wall_s']:7.1f} s   peak RSS {result['peak_rss_gb']:.2f} GB"
-            f"   AUC {result['eval_auc']}   exit {result['exit_status']}",
+            f"   AUC {result['eval_auc']}   exit {result['exit_status']}"
+            f"   load {result['load_1m_before']}",
             flush=True,
         )
 

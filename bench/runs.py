@@ -1,0 +1,103 @@
+"""Shared by the benchmarks: run a process tree measuring wall time and summed RSS, read MLMD."""
+
+import logging
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+import psutil
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+def load_average() -> float:
+    """The 1-minute load average: other work on a shared machine skews every timing."""
+    return round(os.getloadavg()[0], 2)
+
+
+def measure(command: list[str], poll_seconds: float = 0.1) -> dict[str, object]:
+    """Runs `command`, sampling the RSS of its whole process tree; returns wall, peak and exit.
+
+    The peak is the largest sum of RSS over the process and all its children (Beam workers
+    included) seen in one sample; the 1-minute load average is recorded before and after.
+    """
+    load_before = load_average()
+    # Output goes to a file, not a pipe: a chatty child must never block on a full pipe buffer.
+    with tempfile.TemporaryFile(mode="w+") as output:
+        started = time.monotonic()
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, text=True)
+        root = psutil.Process(process.pid)
+        peak = 0
+        while process.poll() is None:
+            try:
+                tree = [root, *root.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass  # a child exited between listing and reading; the next sample catches up
+            time.sleep(poll_seconds)
+        wall = time.monotonic() - started
+        output.seek(0)
+        console = output.read()
+    return {
+        "wall_s": round(wall, 2),
+        "peak_rss_gb": round(peak / 1e9, 3),
+        "exit_status": process.returncode,
+        "load_1m_before": load_before,
+        "load_1m_after": load_average(),
+        "console": console,
+    }
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)  # google-api-core's Python notice
+
+
+def eval_auc(output_dir: pathlib.Path, pipeline_name: str = "taxi") -> float | None:
+    """The candidate's overall AUC of the latest run, read from MLMD and the Evaluator's output."""
+    _quiet_tensorflow()
+    from tfx_pipeline import summary
+
+    run = summary.summarize_run(str(output_dir / "metadata.sqlite"), pipeline_name)
+    if run is None:
+        return None
+    auc = next((row.candidate for row in run.metrics if row.name == "AUC"), None)
+    return round(auc, 4) if auc is not None else None
+
+
+def component_seconds(output_dir: pathlib.Path, pipeline_name: str = "taxi") -> dict[str, float]:
+    """Wall seconds of every node of the latest run, from its MLMD execution's create/update times.
+
+    Cached and resolver nodes show their (near zero) bookkeeping time.
+    """
+    _quiet_tensorflow()
+    from tfx_pipeline import summary
+
+    metadata_path = output_dir / "metadata.sqlite"
+    if not metadata_path.exists():
+        return {}
+    store = summary.open_store(str(metadata_path))
+    run = summary.latest_run(store, pipeline_name)
+    if run is None:
+        return {}
+    prefix = pipeline_name + "."
+    seconds = {}
+    for execution in sorted(store.get_executions_by_context(run.id), key=lambda e: e.id):
+        node = next(
+            (
+                context.name[len(prefix) :]
+                for context in store.get_contexts_by_execution(execution.id)
+                if context.type == "node" and context.name.startswith(prefix)
+            ),
+            f"execution-{execution.id}",
+        )
+        elapsed_ms = execution.last_update_time_since_epoch - execution.create_time_since_epoch
+        seconds[node] = round(elapsed_ms / 1000, 1)
+    return seconds

@@ -1,0 +1,284 @@
+"""Scale benchmark: the whole pipeline run cold at growing row counts, time and memory per size.
+
+For every size a fresh span of that many rows is generated (bench/generate_spans.py) and
+`local_runner.py` runs on it as a new process with an empty output folder, as a user would.
+Recorded per size: wall time, peak RSS summed over the whole process tree (Beam workers
+included), the 1-minute load average, per-component wall time from MLMD, exit status and AUC.
+Writes JSON and, when matplotlib is installed, a PNG of time and memory against rows.
+
+    .venv/bin/python bench/scale_bench.py                         # 15k, 100k, 1M rows
+    .venv/bin/python bench/scale_bench.py --sizes 100000 -- --beam-mode multi_processing
+    .venv/bin/python bench/scale_bench.py --incremental 10x100000  # + one span on a 1M history
+
+Flags after `--` go to local_runner.py unchanged.
+"""
+
+import argparse
+import json
+import pathlib
+import platform
+import shutil
+import sys
+import tempfile
+
+import generate_spans
+import psutil
+from runs import REPO_ROOT, component_seconds, eval_auc, load_average, measure
+
+DEFAULT_SIZES = (15_000, 100_000, 1_000_000)
+TARGETS = {
+    "wall_s_at_1m": 250.0,
+    "peak_rss_gb_at_1m": 2.5,
+    "new_span_fraction_of_cold_1m": 0.3,
+}
+# The official TFX taxi template on the same machine (all components, no Tuner, in-memory
+# DirectRunner), measured cold: the reference the targets are set against.
+REFERENCE = {
+    15_000: {"wall_s": 62.0, "peak_rss_gb": 1.29},
+    100_000: {"wall_s": 107.0, "peak_rss_gb": 1.46},
+    1_000_000: {"wall_s": 508.0, "peak_rss_gb": 3.92},
+}
+
+
+def rows_arg(text: str) -> int:
+    try:
+        value = int(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a row count, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a row count must be at least 1, got {value}")
+    return value
+
+
+def incremental_arg(text: str) -> tuple[int, int]:
+    """'10x100000' -> (10 spans, 100000 rows each)."""
+    spans, _, rows = text.partition("x")
+    try:
+        parsed = (int(spans), int(float(rows)))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected SPANSxROWS such as 10x100000, got {text!r}"
+        ) from None
+    if min(parsed) < 1:
+        raise argparse.ArgumentTypeError(f"spans and rows must be at least 1, got {text!r}")
+    return parsed
+
+
+def runner_command(
+    data_root: pathlib.Path, output_dir: pathlib.Path, flags: list[str]
+) -> list[str]:
+    return [
+        sys.executable,
+        str(REPO_ROOT / "local_runner.py"),
+        "--data-root",
+        str(data_root),
+        "--output-dir",
+        str(output_dir),
+        *flags,
+    ]
+
+
+def run_measured(
+    data_root: pathlib.Path, output_dir: pathlib.Path, flags: list[str]
+) -> dict[str, object]:
+    """One runner process, measured; adds AUC and per-component seconds from MLMD."""
+    result = measure(runner_command(data_root, output_dir, flags))
+    console = result.pop("console")
+    if result["exit_status"] != 0:
+        print(console, flush=True)
+    result["eval_auc"] = eval_auc(output_dir)
+    result["components_s"] = component_seconds(output_dir)
+    return result
+
+
+def cold_runs(
+    workspace: pathlib.Path, sizes: list[int], seed: int, flags: list[str]
+) -> dict[str, dict]:
+    results = {}
+    for rows in sizes:
+        data_root = workspace / f"data-{rows}"
+        if not data_root.exists():
+            generate_spans.generate(data_root, rows, seed=seed)
+        output_dir = workspace / f"outputs-{rows}"
+        shutil.rmtree(output_dir, ignore_errors=True)
+        print(f"cold run at {rows} rows (load {load_average()}) ...", flush=True)
+        result = run_measured(data_root, output_dir, flags)
+        result["rows"] = rows
+        results[str(rows)] = result
+        print_result(f"{rows} rows", result)
+    return results
+
+
+def incremental_run(
+    workspace: pathlib.Path, spans: int, rows: int, seed: int, flags: list[str]
+) -> dict[str, object]:
+    """Builds a history of `spans` spans run one after another, then times one more span."""
+    data_root = workspace / f"rolling-{spans}x{rows}"
+    output_dir = workspace / f"rolling-outputs-{spans}x{rows}"
+    shutil.rmtree(data_root, ignore_errors=True)
+    shutil.rmtree(output_dir, ignore_errors=True)
+    history = []
+    for span in range(1, spans + 1):
+        generate_spans.generate(data_root, rows, first_span=span, seed=seed)
+        print(f"history: span {span} of {spans} ({rows} rows) ...", flush=True)
+        result = run_measured(data_root, output_dir, flags)
+        print_result(f"span {span}", result)
+        history.append(result)
+    generate_spans.generate(data_root, rows, first_span=spans + 1, seed=seed)
+    print(f"new span {spans + 1} on a {spans * rows}-row history ...", flush=True)
+    new_span = run_measured(data_root, output_dir, flags)
+    print_result("new span", new_span)
+    return {"history_spans": spans, "rows_per_span": rows, "history": history, "new_span": new_span}
+
+
+def print_result(label: str, result: dict) -> None:
+    parts = sorted(result["components_s"].items(), key=lambda item: -item[1])[:4]
+    biggest = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in parts)
+    print(
+        f"  {label:<12} wall {result['wall_s']:7.1f} s   peak RSS {result['peak_rss_gb']:.2f} GB   "
+        f"AUC {result['eval_auc']}   exit {result['exit_status']}   "
+        f"load {result['load_1m_before']}->{result['load_1m_after']}\n"
+        f"               biggest: {biggest}",
+        flush=True,
+    )
+
+
+def per_row_costs(cold: dict[str, dict]) -> list[dict[str, float]]:
+    """Marginal seconds and bytes per extra row between consecutive sizes."""
+    ordered = sorted(cold.values(), key=lambda r: r["rows"])
+    costs = []
+    for small, large in zip(ordered, ordered[1:], strict=False):
+        extra_rows = large["rows"] - small["rows"]
+        costs.append(
+            {
+                "from_rows": small["rows"],
+                "to_rows": large["rows"],
+                "ms_per_1k_rows": round(1e6 * (large["wall_s"] - small["wall_s"]) / extra_rows, 2),
+                "mb_per_100k_rows": round(
+                    1e5 * 1e3 * (large["peak_rss_gb"] - small["peak_rss_gb"]) / extra_rows, 1
+                ),
+            }
+        )
+    return costs
+
+
+def plot(report: dict, path: pathlib.Path) -> bool:
+    """Time and peak memory against rows (ours and the reference); False without matplotlib."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
+    matplotlib.use("Agg")  # files only; no display on a build machine
+    from matplotlib import pyplot
+
+    cold = sorted(report["cold"].values(), key=lambda r: r["rows"])
+    rows = [r["rows"] for r in cold]
+    figure, (time_axis, memory_axis) = pyplot.subplots(1, 2, figsize=(11, 4.2))
+    reference_rows = sorted(REFERENCE)
+    time_axis.plot(rows, [r["wall_s"] for r in cold], "o-", label="this pipeline (Tuner on)")
+    time_axis.plot(
+        reference_rows,
+        [REFERENCE[n]["wall_s"] for n in reference_rows],
+        "s--",
+        label="TFX taxi template (no Tuner)",
+    )
+    time_axis.axhline(TARGETS["wall_s_at_1m"], color="grey", linestyle=":", label="target at 1M")
+    memory_axis.plot(rows, [r["peak_rss_gb"] for r in cold], "o-", label="this pipeline")
+    memory_axis.plot(
+        reference_rows,
+        [REFERENCE[n]["peak_rss_gb"] for n in reference_rows],
+        "s--",
+        label="TFX taxi template",
+    )
+    memory_axis.axhline(
+        TARGETS["peak_rss_gb_at_1m"], color="grey", linestyle=":", label="target at 1M"
+    )
+    for axis, label in (
+        (time_axis, "wall time, cold (s)"),
+        (memory_axis, "peak RSS, all processes (GB)"),
+    ):
+        axis.set_xscale("log")
+        axis.set_xlabel("rows in the span")
+        axis.set_ylabel(label)
+        axis.grid(True, alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.suptitle(f"Cold pipeline runs, {report['machine']['cpus']} cores")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    pyplot.close(figure)
+    return True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: [rows_arg(part) for part in text.split(",")],
+        default=list(DEFAULT_SIZES),
+        help="comma-separated row counts of the cold runs (default: 15000,100000,1000000)",
+    )
+    parser.add_argument(
+        "--incremental",
+        type=incremental_arg,
+        default=None,
+        metavar="SPANSxROWS",
+        help="also build a history of SPANS spans of ROWS rows, one run each, and time one more "
+        "span of ROWS rows (e.g. 10x100000); skipped by default, it takes SPANS+1 runs",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="data generator seed")
+    parser.add_argument(
+        "--workspace",
+        type=pathlib.Path,
+        default=None,
+        help="where data and outputs go, kept for inspection (default: a new temporary folder, "
+        "removed afterwards); generated data found here is reused",
+    )
+    parser.add_argument(
+        "--out", type=pathlib.Path, default=REPO_ROOT / "bench" / "results" / "scale.json"
+    )
+    parser.add_argument("--no-cold", action="store_true", help="only the incremental scenario")
+    args, runner_flags = parser.parse_known_args()
+    runner_flags = [flag for flag in runner_flags if flag != "--"]
+
+    workspace = args.workspace or pathlib.Path(tempfile.mkdtemp(prefix="scale-bench-"))
+    workspace.mkdir(parents=True, exist_ok=True)
+    report: dict[str, object] = {
+        "machine": {
+            "cpus": psutil.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+            "python": platform.python_version(),
+        },
+        "runner_flags": runner_flags,
+        "targets": TARGETS,
+        "reference_tfx_template": {str(k): v for k, v in REFERENCE.items()},
+        "cold": {},
+    }
+    try:
+        if not args.no_cold:
+            report["cold"] = cold_runs(workspace, args.sizes, args.seed, runner_flags)
+            report["per_row_costs"] = per_row_costs(report["cold"])
+        if args.incremental:
+            spans, rows = args.incremental
+            report["incremental"] = incremental_run(workspace, spans, rows, args.seed, runner_flags)
+    finally:
+        if args.workspace is None:
+            shutil.rmtree(workspace, ignore_errors=True)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written: {args.out}")
+    if report["cold"]:
+        png = args.out.with_suffix(".png")
+        if plot(report, png):
+            print(f"plot:    {png}")
+        else:
+            print("plot skipped: matplotlib is not installed (it is in the dev extras)")
+    failed = [r for r in report["cold"].values() if r["exit_status"] != 0]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
