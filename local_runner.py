@@ -198,6 +198,25 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="rerun every component instead of reusing cached results",
     )
+    watching = parser.add_argument_group("continuous training")
+    watching.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep running: rerun the pipeline (same flags) whenever a new span-N folder appears "
+        "under --data-root or python -m tfx_pipeline.monitor writes an alert; Ctrl-C stops",
+    )
+    watching.add_argument(
+        "--watch-interval",
+        type=bounded(float, low=0.1),
+        default=60.0,
+        help="seconds between checks (default: %(default)s)",
+    )
+    watching.add_argument(
+        "--max-runs",
+        type=non_negative_int,
+        default=0,
+        help="with --watch, stop after this many pipeline runs (default: 0, no limit)",
+    )
     return parser
 
 
@@ -326,6 +345,27 @@ def main(argv: list[str] | None = None) -> int:
 
     output_dir = args.output_dir.resolve()
     serving_root = (args.serving_dir or output_dir / "serving").resolve()
+    from tfx_pipeline import watch
+
+    if args.watch:
+        return watch.watch(
+            watch.WatchSettings(
+                runner=pathlib.Path(__file__).resolve(),
+                argv=watch.runner_argv(sys.argv[1:] if argv is None else argv),
+                data_root=args.data_root,
+                output_dir=output_dir,
+                model_dir=serving_root / args.model_name,
+                interval_seconds=args.watch_interval,
+                max_runs=args.max_runs,
+            )
+        )
+    # One run at a time per output directory (a --watch loop holds it for its runs).
+    lock = watch.OutputDirLock(output_dir)
+    try:
+        lock.acquire()
+    except watch.OutputDirLocked as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     log_path = output_dir / "logs" / f"run-{stamp}.log"
     print(f"Pipeline '{args.pipeline_name}': span {args.span} of {display(args.data_root)}")
@@ -337,8 +377,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     from tfx_pipeline.console import RedirectedOutput
 
-    with RedirectedOutput(str(log_path)) as output:
-        return run(args, output, output_dir, serving_root, log_path, started)
+    try:
+        with RedirectedOutput(str(log_path)) as output:
+            return run(args, output, output_dir, serving_root, log_path, started)
+    finally:
+        lock.release()
 
 
 def run(args, output, output_dir, serving_root, log_path, started) -> int:  # noqa: ANN001
