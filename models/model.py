@@ -143,22 +143,34 @@ def make_dataset(
     seed: int,
     shuffle: bool = True,
 ) -> tf.data.Dataset:
-    """Endless (features, label) batches from Transform's gzipped TFRecord output."""
-    feature_spec = tf_transform_output.transformed_feature_spec()
-    wanted = {
-        name: feature_spec[name] for name in (*features.model_input_names(), features.LABEL_KEY)
-    }
-    return tf.data.experimental.make_batched_features_dataset(
+    """Endless (features, label) batches: raw tf.Examples from ExampleGen, transformed on the fly.
+
+    Transform only analyzes (`materialize=False`): writing every transformed row would cost as
+    much as the analysis and grow with the data, while training reads a fixed number of steps.
+    Parsing and the Transform graph run per batch, in parallel with training.
+    """
+    raw_spec = tf_transform_output.raw_feature_spec()
+    transform_layer = tf_transform_output.transform_features_layer()
+    model_inputs = features.model_input_names()
+
+    def transform(raw: dict[str, Any]) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        transformed = transform_layer(raw)
+        return (
+            {name: transformed[name] for name in model_inputs},
+            transformed[features.LABEL_KEY],
+        )
+
+    dataset = tf.data.experimental.make_batched_features_dataset(
         file_pattern=list(file_patterns),
         batch_size=batch_size,
-        features=wanted,
+        features=raw_spec,
         reader=lambda files: tf.data.TFRecordDataset(files, compression_type="GZIP"),
-        label_key=features.LABEL_KEY,
         shuffle=shuffle,
         shuffle_seed=seed,
         num_epochs=None,
-        prefetch_buffer_size=tf.data.AUTOTUNE,
+        prefetch_buffer_size=0,  # prefetched after the transform below instead
     )
+    return dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def train(

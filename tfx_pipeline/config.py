@@ -35,6 +35,12 @@ class PipelineConfig:
         instead of our lineage-following ones (see `pipeline.create_pipeline`).
       vertex_training: run the Tuner and the Trainer as Vertex AI custom jobs.
       vertex_endpoint: also deploy each blessed model to a Vertex AI endpoint.
+      arrow_csv_example_gen: ExampleGen parses CSV with Arrow and encodes examples in C++
+        (`arrow_csv_example_gen.py`); False uses TFX's own CSV executor (same examples, slower).
+      training_window_spans: Transform, the Tuner and the Trainer read the newest this many
+        spans that passed the data gate (1: only the ingested span); Transform reuses its
+        analyzer cache for the older ones. Above 1 it needs a lineage-following resolver, so
+        not with `portable_resolvers`.
     """
 
     pipeline_name: str
@@ -63,6 +69,8 @@ class PipelineConfig:
     portable_resolvers: bool = False
     vertex_training: cloud.VertexTraining | None = None
     vertex_endpoint: cloud.VertexEndpoint | None = None
+    arrow_csv_example_gen: bool = True
+    training_window_spans: int = 1
 
     def __post_init__(self) -> None:
         problems = []
@@ -75,6 +83,7 @@ class PipelineConfig:
             "batch_size",
             "train_hash_buckets",
             "eval_hash_buckets",
+            "training_window_spans",
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -85,6 +94,11 @@ class PipelineConfig:
         if not self.pipeline_name.replace("-", "").replace("_", "").isalnum():
             problems.append(
                 f"pipeline_name may hold letters, digits, '-' and '_' only, got {self.pipeline_name!r}"
+            )
+        if self.training_window_spans > 1 and self.portable_resolvers:
+            problems.append(
+                "training_window_spans above 1 needs the lineage-following span window "
+                "resolver, which portable_resolvers (Vertex AI Pipelines) cannot compile"
             )
         try:
             anomaly_policy.validate_policy(json.loads(self.anomaly_policy_json))

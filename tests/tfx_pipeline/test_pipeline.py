@@ -65,7 +65,13 @@ def test_key_edges(config):
         "previous_span_statistics_resolver",
     }
     assert upstream_ids(pipeline, "previous_span_statistics_resolver") == {"CsvExampleGen"}
-    assert upstream_ids(pipeline, "Trainer") == {"Transform", "ImportSchemaGen", "Tuner"}
+    # The Trainer reads raw examples and applies Transform's graph to them as it reads.
+    assert upstream_ids(pipeline, "Trainer") == {
+        "CsvExampleGen",
+        "Transform",
+        "ImportSchemaGen",
+        "Tuner",
+    }
     assert upstream_ids(pipeline, "Evaluator") == {
         "CsvExampleGen",
         "Trainer",
@@ -79,6 +85,7 @@ def test_reusing_hyperparameters_replaces_the_tuner_with_a_resolver(config):
     ids = [c.id for c in pipeline.components]
     assert "Tuner" not in ids
     assert upstream_ids(pipeline, "Trainer") == {
+        "CsvExampleGen",
         "Transform",
         "ImportSchemaGen",
         "latest_hyperparameters_resolver",
