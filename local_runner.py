@@ -215,8 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     watching.add_argument(
         "--watch-interval",
         type=bounded(float, low=0.1),
-        default=60.0,
-        help="seconds between checks (default: %(default)s)",
+        help="with --watch, seconds between checks (default: 60)",
     )
     watching.add_argument(
         "--max-runs",
@@ -345,6 +344,8 @@ def display(path: pathlib.Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     problems = validate_paths(args)
+    if not args.watch and (args.watch_interval is not None or args.max_runs):
+        problems.append("--watch-interval and --max-runs only apply with --watch")
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -362,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
                 data_root=args.data_root,
                 output_dir=output_dir,
                 model_dir=serving_root / args.model_name,
-                interval_seconds=args.watch_interval,
+                interval_seconds=args.watch_interval or watch.DEFAULT_INTERVAL_SECONDS,
                 max_runs=args.max_runs,
             )
         )

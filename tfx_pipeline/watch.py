@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 
 LOCK_FILE = ".pipeline.lock"
+DEFAULT_INTERVAL_SECONDS = 60.0
 SPAN_DIR = re.compile(r"^span-(\d+)$")
 # The monitor's trigger folder (tfx_pipeline/monitor.py) under the output directory.
 TRIGGERS = pathlib.Path("monitoring") / "triggers"

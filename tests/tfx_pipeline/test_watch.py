@@ -120,3 +120,9 @@ def test_bad_watch_flags_exit_2(flags, message, capsys):
         local_runner.main(["--watch", *flags])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_watch_flags_without_watch_are_refused(capsys):
+    assert local_runner.main(["--max-runs", "2"]) == local_runner.EXIT_USAGE
+    assert local_runner.main(["--watch-interval", "5"]) == local_runner.EXIT_USAGE
+    assert "--watch-interval and --max-runs only apply with --watch" in capsys.readouterr().err
