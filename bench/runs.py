@@ -26,6 +26,8 @@ def measure(command: list[str], poll_seconds: float = 0.1) -> dict[str, object]:
 
     The peak is the largest sum of RSS over the process and all its children (Beam workers
     included) seen in one sample; the 1-minute load average is recorded before and after.
+    `rss_timeline` holds (Unix time, GB) samples, at most one a second, to attribute memory to
+    the component running at the time.
     """
     load_before = load_average()
     # Output goes to a file, not a pipe: a chatty child must never block on a full pipe buffer.
@@ -34,12 +36,19 @@ def measure(command: list[str], poll_seconds: float = 0.1) -> dict[str, object]:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, text=True)
         root = psutil.Process(process.pid)
         peak = 0
+        timeline: list[tuple[float, float]] = []
+        second_peak, second = 0, int(time.time())
         while process.poll() is None:
             try:
                 tree = [root, *root.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+                rss = sum(p.memory_info().rss for p in tree if p.is_running())
             except psutil.Error:
-                pass  # a child exited between listing and reading; the next sample catches up
+                rss = 0  # a child exited between listing and reading; the next sample catches up
+            peak = max(peak, rss)
+            if int(time.time()) != second:
+                timeline.append((second, round(second_peak / 1e9, 3)))
+                second_peak, second = 0, int(time.time())
+            second_peak = max(second_peak, rss)
             time.sleep(poll_seconds)
         wall = time.monotonic() - started
         output.seek(0)
@@ -51,6 +60,7 @@ def measure(command: list[str], poll_seconds: float = 0.1) -> dict[str, object]:
         "load_1m_before": load_before,
         "load_1m_after": load_average(),
         "console": console,
+        "rss_timeline": timeline,
     }
 
 
@@ -72,11 +82,22 @@ def eval_auc(output_dir: pathlib.Path, pipeline_name: str = "taxi") -> float | N
     return round(auc, 4) if auc is not None else None
 
 
-def component_seconds(output_dir: pathlib.Path, pipeline_name: str = "taxi") -> dict[str, float]:
-    """Wall seconds of every node of the latest run, from its MLMD execution's create/update times.
+def component_peaks(
+    windows: dict[str, tuple[float, float]], timeline: list[tuple[float, float]]
+) -> dict[str, float]:
+    """Peak GB of the process tree while each component ran (its MLMD start to end, inclusive)."""
+    peaks = {}
+    for node, (start, end) in windows.items():
+        inside = [gb for second, gb in timeline if int(start) <= second <= end]
+        if inside:
+            peaks[node] = max(inside)
+    return peaks
 
-    Cached and resolver nodes show their (near zero) bookkeeping time.
-    """
+
+def component_windows(
+    output_dir: pathlib.Path, pipeline_name: str = "taxi"
+) -> dict[str, tuple[float, float]]:
+    """(start, end) Unix seconds of every node of the latest run, from MLMD."""
     _quiet_tensorflow()
     from tfx_pipeline import summary
 
@@ -88,7 +109,7 @@ def component_seconds(output_dir: pathlib.Path, pipeline_name: str = "taxi") -> 
     if run is None:
         return {}
     prefix = pipeline_name + "."
-    seconds = {}
+    windows = {}
     for execution in sorted(store.get_executions_by_context(run.id), key=lambda e: e.id):
         node = next(
             (
@@ -98,6 +119,8 @@ def component_seconds(output_dir: pathlib.Path, pipeline_name: str = "taxi") -> 
             ),
             f"execution-{execution.id}",
         )
-        elapsed_ms = execution.last_update_time_since_epoch - execution.create_time_since_epoch
-        seconds[node] = round(elapsed_ms / 1000, 1)
-    return seconds
+        windows[node] = (
+            execution.create_time_since_epoch / 1000,
+            execution.last_update_time_since_epoch / 1000,
+        )
+    return windows

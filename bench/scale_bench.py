@@ -23,7 +23,7 @@ import tempfile
 
 import generate_spans
 import psutil
-from runs import REPO_ROOT, component_seconds, eval_auc, load_average, measure
+from runs import REPO_ROOT, component_peaks, component_windows, eval_auc, load_average, measure
 
 DEFAULT_SIZES = (15_000, 100_000, 1_000_000)
 TARGETS = {
@@ -84,10 +84,13 @@ def run_measured(
     """One runner process, measured; adds AUC and per-component seconds from MLMD."""
     result = measure(runner_command(data_root, output_dir, flags))
     console = result.pop("console")
+    timeline = result.pop("rss_timeline")
     if result["exit_status"] != 0:
         print(console, flush=True)
     result["eval_auc"] = eval_auc(output_dir)
-    result["components_s"] = component_seconds(output_dir)
+    windows = component_windows(output_dir)
+    result["components_s"] = {node: round(end - start, 1) for node, (start, end) in windows.items()}
+    result["components_peak_rss_gb"] = component_peaks(windows, timeline)
     return result
 
 
