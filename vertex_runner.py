@@ -229,18 +229,10 @@ def settings_from_args(args: argparse.Namespace):  # noqa: ANN201 - a config_lib
                     f"--{flag.replace('_', '-')} must be a gs:// path to submit "
                     f"(workers cannot see this machine's {getattr(args, flag)})"
                 )
-    cloud.check(problems, "--image", args.image, cloud.IMAGE, "us-docker.pkg.dev/p/r/taxi:1")
-    if args.project:
-        cloud.check(problems, "--project", args.project, cloud.PROJECT_ID, "my-project-123")
-    if args.region:
-        cloud.check(problems, "--region", args.region, cloud.REGION, "us-central1")
-    cloud.check(
-        problems,
-        "--service-account",
-        args.service_account,
-        cloud.SERVICE_ACCOUNT,
-        "runner@my-project-123.iam.gserviceaccount.com",
-    )
+    problems += cloud.invalid("--image", args.image, "image")
+    problems += cloud.invalid("--project", args.project, "project")
+    problems += cloud.invalid("--region", args.region, "region")
+    problems += cloud.invalid("--service-account", args.service_account, "service_account")
     if args.schedule and not CRON.fullmatch(args.schedule.strip()):
         problems.append(
             f"--schedule {args.schedule!r} is not a cron line (five fields, e.g. '0 3 * * *', "

@@ -20,10 +20,33 @@ ENDPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 DEFAULT_SERVING_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
 
 
-def check(problems: list[str], name: str, value: str | None, pattern: re.Pattern, example: str):
-    """Appends a message to `problems` when `value` is set and does not match `pattern`."""
-    if value is not None and not pattern.fullmatch(value):
-        problems.append(f"{name}: {value!r} is not valid (expected something like {example})")
+# Each format with an example for the error message.
+FORMATS = {
+    "project": (PROJECT_ID, "my-project-123"),
+    "region": (REGION, "us-central1"),
+    "gcs_path": (GCS_PATH, "gs://my-bucket/tmp"),
+    "machine_type": (MACHINE_TYPE, "n1-standard-4"),
+    "image": (IMAGE, "us-docker.pkg.dev/my-project-123/ml/taxi-pipeline:1"),
+    "service_account": (SERVICE_ACCOUNT, "runner@my-project-123.iam.gserviceaccount.com"),
+    "endpoint_name": (ENDPOINT_NAME, "taxi-endpoint"),
+}
+
+
+def invalid(label: str, value: str | None, kind: str) -> list[str]:
+    """A message when `value` is set and breaks the format `kind` (a key of FORMATS)."""
+    pattern, example = FORMATS[kind]
+    if value is None or pattern.fullmatch(value):
+        return []
+    return [f"{label}: {value!r} is not valid (expected something like {example})"]
+
+
+def invalid_fields(settings: object, **kinds: str) -> list[str]:
+    """Messages for the attributes of `settings`, named with their format, that break it."""
+    return [
+        message
+        for field, kind in kinds.items()
+        for message in invalid(field, getattr(settings, field), kind)
+    ]
 
 
 def raise_problems(what: str, problems: list[str]) -> None:
@@ -55,18 +78,14 @@ class DataflowSettings:
     use_public_ips: bool = True
 
     def __post_init__(self) -> None:
-        problems: list[str] = []
-        check(problems, "project", self.project, PROJECT_ID, "my-project-123")
-        check(problems, "region", self.region, REGION, "us-central1")
-        check(problems, "temp_location", self.temp_location, GCS_PATH, "gs://my-bucket/tmp")
-        check(problems, "machine_type", self.machine_type, MACHINE_TYPE, "n1-standard-4")
-        check(problems, "worker_image", self.worker_image, IMAGE, "us-docker.pkg.dev/p/r/taxi:1")
-        check(
-            problems,
-            "service_account",
-            self.service_account,
-            SERVICE_ACCOUNT,
-            "runner@my-project-123.iam.gserviceaccount.com",
+        problems = invalid_fields(
+            self,
+            project="project",
+            region="region",
+            temp_location="gcs_path",
+            machine_type="machine_type",
+            worker_image="image",
+            service_account="service_account",
         )
         if self.max_num_workers < 1:
             problems.append(f"max_num_workers must be at least 1, got {self.max_num_workers}")
@@ -119,17 +138,13 @@ class VertexTraining:
     service_account: str | None = None
 
     def __post_init__(self) -> None:
-        problems: list[str] = []
-        check(problems, "project", self.project, PROJECT_ID, "my-project-123")
-        check(problems, "region", self.region, REGION, "us-central1")
-        check(problems, "image", self.image, IMAGE, "us-docker.pkg.dev/p/r/taxi:1")
-        check(problems, "machine_type", self.machine_type, MACHINE_TYPE, "n1-standard-4")
-        check(
-            problems,
-            "service_account",
-            self.service_account,
-            SERVICE_ACCOUNT,
-            "runner@my-project-123.iam.gserviceaccount.com",
+        problems = invalid_fields(
+            self,
+            project="project",
+            region="region",
+            image="image",
+            machine_type="machine_type",
+            service_account="service_account",
         )
         raise_problems("Vertex training settings", problems)
 
@@ -163,12 +178,14 @@ class VertexEndpoint:
     max_replicas: int = 1
 
     def __post_init__(self) -> None:
-        problems: list[str] = []
-        check(problems, "project", self.project, PROJECT_ID, "my-project-123")
-        check(problems, "region", self.region, REGION, "us-central1")
-        check(problems, "endpoint_name", self.endpoint_name, ENDPOINT_NAME, "taxi-endpoint")
-        check(problems, "serving_image", self.serving_image, IMAGE, DEFAULT_SERVING_IMAGE)
-        check(problems, "machine_type", self.machine_type, MACHINE_TYPE, "n1-standard-2")
+        problems = invalid_fields(
+            self,
+            project="project",
+            region="region",
+            endpoint_name="endpoint_name",
+            serving_image="image",
+            machine_type="machine_type",
+        )
         if not 1 <= self.min_replicas <= self.max_replicas:
             problems.append(
                 f"need 1 <= min_replicas <= max_replicas, got {self.min_replicas} and "
