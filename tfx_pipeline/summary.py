@@ -86,16 +86,22 @@ def has_hyperparameters(metadata_path: str, pipeline_name: str) -> bool:
     )
 
 
+# Context types of a pipeline run and of one node's executions: TFX's IR-based orchestrators
+# (local, Vertex) and its legacy launcher (AirflowDagRunner) name them differently.
+RUN_CONTEXT_TYPES = ("pipeline_run", "run")
+
+
 def _node_id(store: mlmd.MetadataStore, execution_id: int, pipeline_name: str) -> str:
     for context in store.get_contexts_by_execution(execution_id):
-        prefix = pipeline_name + "."
-        if context.name.startswith(prefix):
-            return context.name[len(prefix) :]
+        if context.type == "node" and context.name.startswith(pipeline_name + "."):
+            return context.name[len(pipeline_name) + 1 :]
+        if context.type == "component_run":  # <pipeline>.<run id>.<node id>
+            return context.name.rsplit(".", 1)[-1]
     return "?"
 
 
 def latest_run(store: mlmd.MetadataStore, pipeline_name: str) -> metadata_store_pb2.Context | None:
-    """The newest pipeline_run context that holds executions of this pipeline."""
+    """The newest run context that holds executions of this pipeline."""
     pipeline_context = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline_context is None:
         return None
@@ -103,7 +109,7 @@ def latest_run(store: mlmd.MetadataStore, pipeline_name: str) -> metadata_store_
         context.id
         for execution in store.get_executions_by_context(pipeline_context.id)
         for context in store.get_contexts_by_execution(execution.id)
-        if context.type == "pipeline_run"
+        if context.type in RUN_CONTEXT_TYPES
     }
     runs = store.get_contexts_by_id(list(run_ids))
     return max(runs, key=lambda c: (c.create_time_since_epoch, c.id), default=None)
