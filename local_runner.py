@@ -62,6 +62,18 @@ non_negative_int = bounded(int, low=0)
 fraction = bounded(float, low=0.0, high=1.0)
 
 
+def split_buckets(text: str) -> tuple[int, int]:
+    """'3:1' -> (3, 1): hash buckets of the train and eval splits."""
+    train, _, evaluation = text.partition(":")
+    try:
+        parsed = (int(train), int(evaluation))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected TRAIN:EVAL such as 3:1, got {text!r}") from None
+    if min(parsed) < 1:
+        raise argparse.ArgumentTypeError(f"both bucket counts must be at least 1, got {text!r}")
+    return parsed
+
+
 def model_name(text: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", text):
         raise argparse.ArgumentTypeError(
@@ -160,6 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="training steps per trial (default: %(default)s)",
     )
     training.add_argument("--seed", type=non_negative_int, default=42, help="default: %(default)s")
+    training.add_argument(
+        "--split-buckets",
+        type=split_buckets,
+        default=(3, 1),
+        metavar="TRAIN:EVAL",
+        help="hash buckets of the train and eval splits of each span (default: 3:1, a quarter "
+        "for evaluation; on very large spans e.g. 19:1 still evaluates on plenty of rows)",
+    )
 
     gates = parser.add_argument_group("blessing thresholds (overall slice)")
     gates.add_argument(
@@ -432,6 +452,8 @@ def run(args, output, output_dir, serving_root, log_path, started) -> int:  # no
         max_auc_drop=args.max_auc_drop,
         beam_pipeline_args=beam_args(args),
         training_window_spans=args.window_spans,
+        train_hash_buckets=args.split_buckets[0],
+        eval_hash_buckets=args.split_buckets[1],
         enable_cache=not args.no_cache,
     )
     pipeline = pipeline_lib.create_pipeline(config)

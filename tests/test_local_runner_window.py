@@ -15,3 +15,13 @@ def test_window_spans_must_be_a_positive_whole_number(capsys):
         with pytest.raises(SystemExit):
             local_runner.build_parser().parse_args(["--window-spans", bad])
         assert "--window-spans" in capsys.readouterr().err
+
+
+def test_split_buckets_parse_train_and_eval_counts(capsys):
+    assert local_runner.build_parser().parse_args([]).split_buckets == (3, 1)
+    parsed = local_runner.build_parser().parse_args(["--split-buckets", "19:1"])
+    assert parsed.split_buckets == (19, 1)
+    for bad in ("19", "0:1", "a:b"):
+        with pytest.raises(SystemExit):
+            local_runner.build_parser().parse_args(["--split-buckets", bad])
+        assert "--split-buckets" in capsys.readouterr().err
