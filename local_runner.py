@@ -82,6 +82,45 @@ def model_name(text: str) -> str:
     return text
 
 
+def add_model_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """Training, tuning and blessing flags that every runner (local, Vertex) shares.
+
+    Returns the "training and tuning" group, for runner-specific additions.
+    """
+    training = parser.add_argument_group("training and tuning")
+    training.add_argument(
+        "--train-steps", type=positive_int, default=1000, help="default: %(default)s"
+    )
+    training.add_argument(
+        "--eval-steps", type=positive_int, default=100, help="default: %(default)s"
+    )
+    training.add_argument(
+        "--batch-size", type=positive_int, default=128, help="default: %(default)s"
+    )
+    training.add_argument(
+        "--tuner-trials", type=positive_int, default=3, help="default: %(default)s"
+    )
+    training.add_argument(
+        "--tuner-steps",
+        type=positive_int,
+        default=300,
+        help="training steps per trial (default: %(default)s)",
+    )
+    training.add_argument("--seed", type=non_negative_int, default=42, help="default: %(default)s")
+
+    gates = parser.add_argument_group("blessing thresholds (overall slice)")
+    gates.add_argument(
+        "--min-auc", type=fraction, default=0.90, help="absolute AUC floor (default: %(default)s)"
+    )
+    gates.add_argument(
+        "--max-auc-drop",
+        type=fraction,
+        default=0.01,
+        help="largest AUC drop allowed against the last blessed model (default: %(default)s)",
+    )
+    return training
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__,
@@ -140,16 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="MLMD pipeline name; runs with one name share cache and history (default: %(default)s)",
     )
 
-    training = parser.add_argument_group("training and tuning")
-    training.add_argument(
-        "--train-steps", type=positive_int, default=1000, help="default: %(default)s"
-    )
-    training.add_argument(
-        "--eval-steps", type=positive_int, default=100, help="default: %(default)s"
-    )
-    training.add_argument(
-        "--batch-size", type=positive_int, default=128, help="default: %(default)s"
-    )
+    training = add_model_arguments(parser)
     tuning = training.add_mutually_exclusive_group()
     tuning.add_argument(
         "--tune",
@@ -163,33 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="never search: reuse the latest searched hyperparameters, or model defaults",
     )
     training.add_argument(
-        "--tuner-trials", type=positive_int, default=3, help="default: %(default)s"
-    )
-    training.add_argument(
-        "--tuner-steps",
-        type=positive_int,
-        default=300,
-        help="training steps per trial (default: %(default)s)",
-    )
-    training.add_argument("--seed", type=non_negative_int, default=42, help="default: %(default)s")
-    training.add_argument(
         "--split-buckets",
         type=split_buckets,
         default=(3, 1),
         metavar="TRAIN:EVAL",
         help="hash buckets of the train and eval splits of each span (default: 3:1, a quarter "
         "for evaluation; on very large spans e.g. 19:1 still evaluates on plenty of rows)",
-    )
-
-    gates = parser.add_argument_group("blessing thresholds (overall slice)")
-    gates.add_argument(
-        "--min-auc", type=fraction, default=0.90, help="absolute AUC floor (default: %(default)s)"
-    )
-    gates.add_argument(
-        "--max-auc-drop",
-        type=fraction,
-        default=0.01,
-        help="largest AUC drop allowed against the last blessed model (default: %(default)s)",
     )
 
     execution = parser.add_argument_group("execution")

@@ -20,9 +20,8 @@ from local_runner import (
     DEFAULT_ANOMALY_POLICY,
     EXIT_OK,
     EXIT_USAGE,
-    fraction,
+    add_model_arguments,
     model_name,
-    non_negative_int,
     positive_int,
     read_policy,
 )
@@ -93,45 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="service account the pipeline job runs as (default: the Compute Engine default)",
     )
 
-    training = parser.add_argument_group("training")
-    training.add_argument(
-        "--train-steps",
-        type=positive_int,
-        default=1000,
-        help="Trainer steps (default: %(default)s)",
-    )
-    training.add_argument(
-        "--eval-steps",
-        type=positive_int,
-        default=100,
-        help="Trainer eval steps (default: %(default)s)",
-    )
-    training.add_argument(
-        "--batch-size", type=positive_int, default=128, help="default: %(default)s"
-    )
+    training = add_model_arguments(parser)
     training.add_argument(
         "--no-tune",
         action="store_true",
         help="reuse the latest searched hyperparameters instead of searching in every run",
-    )
-    training.add_argument(
-        "--tuner-trials", type=positive_int, default=3, help="search trials (default: %(default)s)"
-    )
-    training.add_argument(
-        "--tuner-steps",
-        type=positive_int,
-        default=300,
-        help="steps per trial (default: %(default)s)",
-    )
-    training.add_argument("--seed", type=non_negative_int, default=42, help="default: %(default)s")
-    training.add_argument(
-        "--min-auc", type=fraction, default=0.90, help="AUC floor to bless (default: %(default)s)"
-    )
-    training.add_argument(
-        "--max-auc-drop",
-        type=fraction,
-        default=0.01,
-        help="largest AUC drop against the last blessed model (default: %(default)s)",
     )
     training.add_argument(
         "--vertex-training",
