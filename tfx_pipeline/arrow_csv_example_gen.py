@@ -33,20 +33,26 @@ BLOCK_BYTES = 8 << 20
 
 
 def _read_blocks(path: str) -> Iterable[pa.RecordBatch]:
-    """The file's rows as batches of string columns; only an empty cell counts as missing."""
-    names = _header_names(path)
-    reader = csv.open_csv(
-        _open(path),
-        read_options=csv.ReadOptions(block_size=BLOCK_BYTES),
-        parse_options=csv.ParseOptions(newlines_in_values=True),
-        convert_options=csv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.string()),
-            strings_can_be_null=True,
-            null_values=[""],
-            quoted_strings_can_be_null=True,
-        ),
-    )
-    yield from reader
+    """The file's rows as batches of string columns; only an empty cell counts as missing.
+
+    A malformed file raises ValueError naming it (Arrow's own message names no file).
+    """
+    try:
+        names = _header_names(path)
+        reader = csv.open_csv(
+            _open(path),
+            read_options=csv.ReadOptions(block_size=BLOCK_BYTES),
+            parse_options=csv.ParseOptions(newlines_in_values=True),
+            convert_options=csv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=True,
+                null_values=[""],
+                quoted_strings_can_be_null=True,
+            ),
+        )
+        yield from reader
+    except pa.ArrowInvalid as error:
+        raise ValueError(f"cannot read CSV file {path}: {error}") from None
 
 
 def _open(path: str) -> pa.NativeFile:

@@ -90,3 +90,10 @@ def test_files_with_different_headers_are_refused(small_csv, tmp_path):
     (small_csv / "span-1" / "c.csv").write_text("name,count\ng,1\n")
     with pytest.raises(Exception, match="different headers"):
         run_executor(arrow_csv_example_gen.Executor, small_csv, tmp_path / "arrow")
+
+
+def test_a_broken_row_fails_naming_the_file(small_csv, tmp_path):
+    broken = small_csv / "span-1" / "c.csv"
+    broken.write_text(HEADER + 'g,1,2,"an unterminated quote\n')
+    with pytest.raises(Exception, match=f"cannot read CSV file {broken}"):
+        run_executor(arrow_csv_example_gen.Executor, small_csv, tmp_path / "arrow")
