@@ -116,7 +116,7 @@ def test_a_bad_setting_is_an_import_error_that_names_it(tmp_path):
 
 @pytest.mark.e2e
 def test_airflow_runs_the_whole_pipeline_on_the_bundled_data(tmp_path):
-    from tfx_pipeline import summary
+    from tfx_pipeline import history, summary
 
     data_root = tmp_path / "data"
     for span, rows in {1: 600, 2: 2400}.items():
@@ -144,3 +144,6 @@ def test_airflow_runs_the_whole_pipeline_on_the_bundled_data(tmp_path):
     assert run_summary.spans and run_summary.spans[0].startswith("span 2")
     (version,) = (output_dir / "serving" / "taxi").iterdir()
     assert (version / "saved_model.pb").is_file()
+    # Push history reads the legacy launcher's contexts too.
+    (push,) = history.pushes(str(output_dir / "metadata.sqlite"), DAG_ID)
+    assert (str(push.version), push.blessed, push.on_disk) == (version.name, True, "SERVED")

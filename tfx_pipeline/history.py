@@ -14,9 +14,6 @@ import warnings
 
 from ml_metadata.proto import metadata_store_pb2
 
-from tfx_pipeline import pipeline as pipeline_lib
-from tfx_pipeline import summary as summary_lib
-from tfx_pipeline.atomic_pusher import ROLLED_BACK_PREFIX
 from tfx_pipeline.lineage import (
     INPUT_EVENTS,
     OUTPUT_EVENTS,
@@ -51,6 +48,8 @@ def _overall_auc(store, blessing_id: int) -> float | None:
         return None
     outputs = artifacts_by_key(store, evaluator.id, OUTPUT_EVENTS)
     for evaluation in outputs.get("evaluation", []):
+        from tfx_pipeline import summary as summary_lib
+
         values = summary_lib.metric_values(evaluation.uri)
         # The model is named "candidate" when a baseline was evaluated beside it.
         for model in ("candidate", ""):
@@ -60,6 +59,8 @@ def _overall_auc(store, blessing_id: int) -> float | None:
 
 
 def _on_disk(destination: str, version: int, served: int | None) -> str:
+    from tfx_pipeline.atomic_pusher import ROLLED_BACK_PREFIX
+
     base = os.path.dirname(destination)
     if os.path.isdir(destination):
         return "SERVED" if version == served else "present"
@@ -72,12 +73,22 @@ def pushes(metadata_path: str, pipeline_name: str) -> list[Push]:
     """Every execution of the Pusher that pushed a model, oldest first."""
     if not os.path.exists(metadata_path):
         return []
+    # TFX, TensorFlow and their log lines load here, after main() has quietened them.
+    from tfx_pipeline import pipeline as pipeline_lib
+    from tfx_pipeline import summary as summary_lib
+
     store = summary_lib.open_store(metadata_path)
-    context = store.get_context_by_type_and_name("node", f"{pipeline_name}.{pipeline_lib.PUSHER}")
-    if context is None:
+    pipeline_context = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline_context is None:
         return []
+    # Every orchestrator's Pusher executions: local runs and Airflow's legacy launcher alike.
+    pusher_executions = [
+        execution
+        for execution in store.get_executions_by_context(pipeline_context.id)
+        if summary_lib.node_id(store, execution.id, pipeline_name) == pipeline_lib.PUSHER
+    ]
     found = []
-    for execution in sorted(store.get_executions_by_context(context.id), key=lambda e: e.id):
+    for execution in sorted(pusher_executions, key=lambda e: e.id):
         if execution.last_known_state != metadata_store_pb2.Execution.COMPLETE:
             continue  # cached executions repeat an earlier push
         outputs = artifacts_by_key(store, execution.id, OUTPUT_EVENTS)
@@ -88,7 +99,7 @@ def pushes(metadata_path: str, pipeline_name: str) -> list[Push]:
             runs = [
                 c.name
                 for c in store.get_contexts_by_execution(execution.id)
-                if c.type == "pipeline_run"
+                if c.type in summary_lib.RUN_CONTEXT_TYPES
             ]
             model = inputs.get("model", [None])[0]
             blessing = inputs.get("model_blessing", [None])[0]
@@ -125,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--pipeline-name", default="taxi", help="default: %(default)s")
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow only reads files here; its import-time CUDA messages are noise.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning)
     metadata_path = os.path.join(args.output_dir, "metadata.sqlite")

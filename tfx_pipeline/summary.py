@@ -91,7 +91,7 @@ def has_hyperparameters(metadata_path: str, pipeline_name: str) -> bool:
 RUN_CONTEXT_TYPES = ("pipeline_run", "run")
 
 
-def _node_id(store: mlmd.MetadataStore, execution_id: int, pipeline_name: str) -> str:
+def node_id(store: mlmd.MetadataStore, execution_id: int, pipeline_name: str) -> str:
     for context in store.get_contexts_by_execution(execution_id):
         if context.type == "node" and context.name.startswith(pipeline_name + "."):
             return context.name[len(pipeline_name) + 1 :]
@@ -127,12 +127,10 @@ def summarize_run(metadata_path: str, pipeline_name: str) -> RunSummary | None:
     outputs_by_node = {}
     inputs_by_node = {}
     for execution in sorted(store.get_executions_by_context(run.id), key=lambda e: e.id):
-        node_id = _node_id(store, execution.id, pipeline_name)
-        summary.states[node_id] = metadata_store_pb2.Execution.State.Name(
-            execution.last_known_state
-        )
-        outputs_by_node[node_id] = artifacts_by_key(store, execution.id, OUTPUT_EVENTS)
-        inputs_by_node[node_id] = artifacts_by_key(store, execution.id, INPUT_EVENTS)
+        node = node_id(store, execution.id, pipeline_name)
+        summary.states[node] = metadata_store_pb2.Execution.State.Name(execution.last_known_state)
+        outputs_by_node[node] = artifacts_by_key(store, execution.id, OUTPUT_EVENTS)
+        inputs_by_node[node] = artifacts_by_key(store, execution.id, INPUT_EVENTS)
 
     _add_spans(summary, outputs_by_node)
     _add_anomalies(summary, outputs_by_node)
