@@ -317,15 +317,9 @@ def read_policy(path: pathlib.Path) -> str:
     import json
 
     from tfx_pipeline.anomaly_policy import validate_policy
+    from tfx_pipeline.config import read_json_object
 
-    try:
-        policy = json.loads(path.read_text())
-    except OSError as error:
-        raise ValueError(f"cannot read anomaly policy {path}: {error.strerror}") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"anomaly policy {path} is not JSON: {error}") from None
-    if not isinstance(policy, dict):
-        raise ValueError(f"anomaly policy {path} must be a JSON object")
+    policy = read_json_object(path, "anomaly policy")
     try:
         validate_policy(policy)
     except ValueError as error:

@@ -129,3 +129,16 @@ def module_fingerprint() -> str:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def read_json_object(path: pathlib.Path, what: str) -> dict:
+    """A settings file holding one JSON object; raises ValueError naming `what` and the problem."""
+    try:
+        value = json.loads(path.read_text())
+    except OSError as error:
+        raise ValueError(f"cannot read {what} {path}: {error.strerror}") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{what} {path} is not JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} {path} must be a JSON object")
+    return value

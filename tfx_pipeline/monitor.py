@@ -24,6 +24,8 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 
+from tfx_pipeline import config as config_lib
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "data" / "schema" / "monitoring.json"
 DEFAULT_SCHEMA = REPO_ROOT / "data" / "schema" / "schema.pbtxt"
@@ -74,14 +76,7 @@ class MonitorConfig:
 
 def read_config(path: pathlib.Path) -> MonitorConfig:
     """Reads and checks the monitoring config; raises ValueError naming every problem."""
-    try:
-        raw = json.loads(path.read_text())
-    except OSError as error:
-        raise ValueError(f"cannot read monitoring config {path}: {error.strerror}") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"monitoring config {path} is not JSON: {error}") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"monitoring config {path} must be a JSON object")
+    raw = config_lib.read_json_object(path, "monitoring config")
     problems = []
     known = {
         "features",
