@@ -16,6 +16,15 @@ DATA_ROOT = REPO_ROOT / "data" / "taxi"
 SCHEMA_PATH = REPO_ROOT / "data" / "schema" / "schema.pbtxt"
 
 
+def write_sample_spans(data_root: pathlib.Path, rows_per_span: dict[int, int]) -> pathlib.Path:
+    """`data_root/span-N/data.csv` holding the header and first rows of each bundled span."""
+    for span, rows in rows_per_span.items():
+        lines = (DATA_ROOT / f"span-{span}" / "data.csv").read_text().splitlines(keepends=True)
+        (data_root / f"span-{span}").mkdir(parents=True)
+        (data_root / f"span-{span}" / "data.csv").write_text("".join(lines[: rows + 1]))
+    return data_root
+
+
 def read_csv_rows(path: pathlib.Path, limit: int | None = None) -> list[dict[str, str]]:
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -12,7 +12,8 @@ import sys
 
 import pytest
 
-from tests.conftest import DATA_ROOT
+from tests.conftest import DATA_ROOT, write_sample_spans
+from tests.test_e2e import SAMPLE_ROWS
 from tests.tfx_pipeline.test_pipeline import COMPONENT_IDS
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -118,11 +119,7 @@ def test_a_bad_setting_is_an_import_error_that_names_it(tmp_path):
 def test_airflow_runs_the_whole_pipeline_on_the_bundled_data(tmp_path):
     from tfx_pipeline import history, summary
 
-    data_root = tmp_path / "data"
-    for span, rows in {1: 600, 2: 2400}.items():
-        lines = (DATA_ROOT / f"span-{span}" / "data.csv").read_text().splitlines(keepends=True)
-        (data_root / f"span-{span}").mkdir(parents=True)
-        (data_root / f"span-{span}" / "data.csv").write_text("".join(lines[: rows + 1]))
+    data_root = write_sample_spans(tmp_path / "data", SAMPLE_ROWS)
     output_dir = tmp_path / "outputs"
     env = airflow_env(
         tmp_path / "home",

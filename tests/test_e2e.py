@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import DATA_ROOT, read_csv_rows
+from tests.conftest import DATA_ROOT, read_csv_rows, write_sample_spans
 from tests.tfx_pipeline.test_pipeline import COMPONENT_IDS
 
 pytestmark = pytest.mark.e2e
@@ -39,10 +39,7 @@ FAST_FLAGS = [
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
-    for span, rows in SAMPLE_ROWS.items():
-        lines = (DATA_ROOT / f"span-{span}" / "data.csv").read_text().splitlines(keepends=True)
-        (root / "data" / f"span-{span}").mkdir(parents=True)
-        (root / "data" / f"span-{span}" / "data.csv").write_text("".join(lines[: rows + 1]))
+    write_sample_spans(root / "data", SAMPLE_ROWS)
     return root
 
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.conftest import DATA_ROOT
+from tests.conftest import write_sample_spans
 from tests.test_e2e import (
     FAST_FLAGS,
     REPO_ROOT,
@@ -28,10 +28,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def workspace(tmp_path):
-    for span, rows in SAMPLE_ROWS.items():
-        lines = (DATA_ROOT / f"span-{span}" / "data.csv").read_text().splitlines(keepends=True)
-        (tmp_path / "data" / f"span-{span}").mkdir(parents=True)
-        (tmp_path / "data" / f"span-{span}" / "data.csv").write_text("".join(lines[: rows + 1]))
+    write_sample_spans(tmp_path / "data", SAMPLE_ROWS)
     return tmp_path
 
 

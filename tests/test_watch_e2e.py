@@ -24,7 +24,7 @@ from serving.client import ServingClient
 from serving.request_log import RequestLogSettings
 from serving.server import ModelServer
 from serving.versions import ModelSpec
-from tests.conftest import read_csv_rows
+from tests.conftest import read_csv_rows, write_sample_spans
 from tests.test_e2e import FAST_FLAGS, REPO_ROOT, SAMPLE_ROWS
 from tfx_pipeline import monitor
 
@@ -93,13 +93,8 @@ def rows_as_instances(rows):
 
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory):
-    from tests.conftest import DATA_ROOT
-
     workspace = tmp_path_factory.mktemp("watch")
-    for span, count in SAMPLE_ROWS.items():
-        lines = (DATA_ROOT / f"span-{span}" / "data.csv").read_text().splitlines(keepends=True)
-        (workspace / "data" / f"span-{span}").mkdir(parents=True)
-        (workspace / "data" / f"span-{span}" / "data.csv").write_text("".join(lines[: count + 1]))
+    write_sample_spans(workspace / "data", SAMPLE_ROWS)
     model_dir = workspace / "outputs" / "serving" / "taxi"
     log_dir = workspace / "requests"
     server = ModelServer(
