@@ -10,14 +10,12 @@ included), the run's exit status and the evaluation AUC from MLMD. Prints a tabl
 import argparse
 import json
 import pathlib
-import platform
 import random
 import shutil
 import sys
 import tempfile
 
-import psutil
-from runs import REPO_ROOT, eval_auc, measure
+from runs import REPO_ROOT, eval_auc, machine, measure
 
 TARGETS = {"cold_s": 60.0, "cached_s": 10.0, "peak_rss_gb": 1.5, "auc": 0.93}
 NEW_SPAN_ROWS = 8000
@@ -80,11 +78,7 @@ def main() -> None:
         )
 
     report = {
-        "machine": {
-            "cpus": psutil.cpu_count(),
-            "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "runner_flags": runner_flags,
         "targets": TARGETS,
         "results": results,

@@ -3,6 +3,7 @@
 import logging
 import os
 import pathlib
+import platform
 import subprocess
 import sys
 import tempfile
@@ -14,6 +15,15 @@ import psutil
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+
+
+def machine() -> dict[str, object]:
+    """What a result was measured on, recorded next to it."""
+    return {
+        "cpus": psutil.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+        "python": platform.python_version(),
+    }
 
 
 def load_average() -> float:

@@ -16,14 +16,20 @@ Flags after `--` go to local_runner.py unchanged.
 import argparse
 import json
 import pathlib
-import platform
 import shutil
 import sys
 import tempfile
 
 import generate_spans
-import psutil
-from runs import REPO_ROOT, component_peaks, component_windows, eval_auc, load_average, measure
+from runs import (
+    REPO_ROOT,
+    component_peaks,
+    component_windows,
+    eval_auc,
+    load_average,
+    machine,
+    measure,
+)
 
 DEFAULT_SIZES = (15_000, 100_000, 1_000_000)
 TARGETS = {
@@ -249,11 +255,7 @@ def main() -> int:
     workspace = args.workspace or pathlib.Path(tempfile.mkdtemp(prefix="scale-bench-"))
     workspace.mkdir(parents=True, exist_ok=True)
     report: dict[str, object] = {
-        "machine": {
-            "cpus": psutil.cpu_count(),
-            "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "runner_flags": runner_flags,
         "targets": TARGETS,
         "reference_tfx_template": {str(k): v for k, v in REFERENCE.items()},
