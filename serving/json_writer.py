@@ -11,25 +11,25 @@ from typing import Any
 
 import numpy as np
 
+# rapidjson's short escapes; other control bytes become uppercase \u00XX.
+_SHORT_ESCAPES = {
+    0x22: '\\"',
+    0x5C: "\\\\",
+    0x08: "\\b",
+    0x0C: "\\f",
+    0x0A: "\\n",
+    0x0D: "\\r",
+    0x09: "\\t",
+}
+
 
 def _rapidjson_escape(data: bytes) -> str:
     """rapidjson's string escaping: short escapes, other control bytes as uppercase \\u00XX."""
     out = []
     for byte in data:
-        if byte == 0x22:
-            out.append('\\"')
-        elif byte == 0x5C:
-            out.append("\\\\")
-        elif byte == 0x08:
-            out.append("\\b")
-        elif byte == 0x0C:
-            out.append("\\f")
-        elif byte == 0x0A:
-            out.append("\\n")
-        elif byte == 0x0D:
-            out.append("\\r")
-        elif byte == 0x09:
-            out.append("\\t")
+        escape = _SHORT_ESCAPES.get(byte)
+        if escape is not None:
+            out.append(escape)
         elif byte < 0x20:
             out.append(f"\\u{byte:04X}")
         else:
