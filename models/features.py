@@ -11,7 +11,7 @@ FARE_KEY: Final = "fare"
 TIP_FRACTION_THRESHOLD: Final = 0.2
 LABEL_KEY: Final = "big_tipper"
 
-# Continuous values: imputed with the mean when missing, log1p-compressed, z-scored.
+# Continuous values: log1p-compressed and z-scored; a missing value becomes 0 (the mean).
 NUMERIC_FEATURES: Final = ("fare", "trip_miles", "trip_seconds")
 
 # Coordinates: quantile buckets, with one extra bucket for "missing".
