@@ -6,23 +6,40 @@ large spans. This executor keeps its contract: the same files (`span-{SPAN}/*` u
 `input_base`), a header line per file, one global column type per column inferred from all
 files of the split (int, else float, else string), an empty cell written as a feature with no
 values, and the same splitting, shuffling and output format (the base executor does those).
-The examples are the same; which of them land in train or eval differs (the split hashes the
-serialized bytes, which list features in column order rather than sorted), at the same ratio.
+The examples are the same, and the same in every run; which of them land in train or eval
+differs from TFX's executor (the split hashes the serialized bytes, which here are one message
+per feature rather than one sorted map), at the same ratio.
+
+Each split is shuffled on its way out, as TFX does, but in bounded memory: TFX's Reshuffle is
+held whole in memory by Beam's in-process runner (2.8 GB for a 1M-row span). Here examples are
+scattered by hash into buckets of temporary files, and each bucket is then read, permuted and
+written as one gzipped shard, so memory holds one bucket (about 60 MB) at a time.
 """
 
+import hashlib
+import itertools
+import math
 import os
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import tensorflow as tf
+from apache_beam.transforms import window
+from apache_beam.utils import windowed_value
 from pyarrow import compute, csv
+from tfx.components.example_gen import utils, write_split
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.components.example_gen.component import FileBasedExampleGen
+from tfx.components.util import examples_utils
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
-from tfx.types import standard_component_specs
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import proto_utils
 from tfx_bsl.coders import example_coder
 
 # Column types from narrowest to widest; a split's column takes the widest any file needs.
@@ -30,6 +47,14 @@ NULL, INT, FLOAT, STRING = 0, 1, 2, 3
 ARROW_TYPES = {INT: pa.int64(), FLOAT: pa.float32(), STRING: pa.binary()}
 # Bytes of CSV Arrow parses per batch: bounds memory per worker whatever the file size.
 BLOCK_BYTES = 8 << 20
+# CSV bytes per shuffle bucket. A serialized example is about 3.5 times its CSV row, so a bucket
+# shuffled in memory holds about 60 MB of examples.
+CSV_BYTES_PER_SHUFFLE_BUCKET = 16 << 20
+# Scratch folder for the scattered buckets, inside the output artifact (removed when done; TFX
+# removes a failed execution's outputs with it).
+SHUFFLE_SCRATCH = ".shuffle-scratch"
+# The output shards' name, as TFX's own ExampleGen names them.
+SHARD_PREFIX = write_split.DEFAULT_TF_RECORD_FILE_NAME
 
 
 def _read_blocks(path: str) -> Iterable[pa.RecordBatch]:
@@ -136,28 +161,36 @@ class _MergeTypes(beam.CombineFn):
 
 
 class _EncodeExamples(beam.DoFn):
+    """Serialized tf.Examples with their features in column-name order, so the bytes (which the
+    train/eval split hashes) are the same in every process.
+
+    The C++ encoder lists a row's features in its hash map's order, which is seeded per process.
+    So each column is encoded on its own and a row's pieces are joined in name order: serialized
+    protos concatenate as a merge, and every piece is one Example holding one feature.
+    """
+
     def setup(self) -> None:
         self._encoder = example_coder.RecordBatchToExamplesEncoder()
 
     def process(self, path: str, types: dict[str, int]) -> Iterable[bytes]:
-        empty_columns = sorted(name for name, kind in types.items() if kind == NULL)
-        # TFX writes a column empty in every row as a feature without a type, which the C++
-        # encoder cannot express. Serialized protos concatenate as a merge, so appending one
-        # message holding just those features gives the same example.
-        suffix = tf.train.Example(
-            features=tf.train.Features(feature={name: tf.train.Feature() for name in empty_columns})
-        ).SerializeToString(deterministic=True)
+        # TFX writes a column empty in every row as a feature with no kind, which the C++ encoder
+        # cannot express: that piece is the same for every row.
+        empty = {
+            name: tf.train.Example(
+                features=tf.train.Features(feature={name: tf.train.Feature()})
+            ).SerializeToString()
+            for name, kind in types.items()
+            if kind == NULL
+        }
         for batch in _read_blocks(path):
-            columns, names = [], []
-            for name, values in zip(batch.schema.names, batch.columns, strict=True):
-                if types[name] == NULL:
+            pieces = []
+            for name in sorted(batch.schema.names):
+                if name in empty:
+                    pieces.append(itertools.repeat(empty[name], batch.num_rows))
                     continue
-                columns.append(_as_lists(values, types[name]))
-                names.append(name)
-            encoded = self._encoder.encode(pa.RecordBatch.from_arrays(columns, names))
-            if suffix:
-                encoded = [example + suffix for example in encoded]
-            yield from encoded
+                column = _as_lists(batch.column(name), types[name])
+                pieces.append(self._encoder.encode(pa.RecordBatch.from_arrays([column], [name])))
+            yield from map(b"".join, zip(*pieces, strict=True))
 
 
 @beam.ptransform_fn
@@ -179,11 +212,140 @@ def _ArrowCsvToExample(  # noqa: N802 - TFX calls the PTransform factory like a 
     return paths | "Encode" >> beam.ParDo(_EncodeExamples(), beam.pvalue.AsSingleton(types))
 
 
+def shuffle_bucket(example: bytes, num_buckets: int) -> int:
+    """A bucket from a hash independent of the train/eval split's (which is sha256)."""
+    digest = hashlib.blake2b(example, digest_size=8).digest()
+    return int.from_bytes(digest, "little") % num_buckets
+
+
+def shuffle_bucket_count(csv_bytes: int) -> int:
+    return max(1, math.ceil(csv_bytes / CSV_BYTES_PER_SHUFFLE_BUCKET))
+
+
+class _ScatterToBuckets(beam.DoFn):
+    """Appends each example to its bucket's scratch file; emits (bucket, file) per bundle."""
+
+    def __init__(self, scratch_dir: str, num_buckets: int):
+        self._scratch_dir = scratch_dir
+        self._num_buckets = num_buckets
+
+    def start_bundle(self) -> None:
+        self._bundle = uuid.uuid4().hex
+        self._writers: dict[int, tuple[str, tf.io.TFRecordWriter]] = {}
+
+    def process(self, example: bytes) -> None:
+        bucket = shuffle_bucket(example, self._num_buckets)
+        if bucket not in self._writers:
+            path = os.path.join(self._scratch_dir, f"bucket-{bucket:05d}-{self._bundle}")
+            self._writers[bucket] = path, tf.io.TFRecordWriter(path)
+        self._writers[bucket][1].write(example)
+
+    def finish_bundle(self) -> Iterable[windowed_value.WindowedValue]:
+        for bucket, (path, writer) in sorted(self._writers.items()):
+            writer.close()
+            yield windowed_value.WindowedValue(
+                (bucket, path), window.GlobalWindow().max_timestamp(), [window.GlobalWindow()]
+            )
+
+
+class _WriteShuffledShard(beam.DoFn):
+    """Reads one bucket whole, permutes it (seeded by the bucket) and writes it as a gzip shard."""
+
+    def __init__(self, split_uri: str, num_buckets: int):
+        self._split_uri = split_uri
+        self._num_buckets = num_buckets
+
+    def process(self, bucket_files: tuple[int, Iterable[str]]) -> Iterable[str]:
+        bucket, paths = bucket_files
+        examples: list[bytes] = []
+        for batch in tf.data.TFRecordDataset(sorted(paths)).batch(8192).as_numpy_iterator():
+            examples.extend(batch)
+        order = np.random.default_rng(bucket).permutation(len(examples))
+        shard = os.path.join(
+            self._split_uri, f"{SHARD_PREFIX}-{bucket:05d}-of-{self._num_buckets:05d}.gz"
+        )
+        with tf.io.TFRecordWriter(shard, tf.io.TFRecordOptions(compression_type="GZIP")) as out:
+            for index in order:
+                out.write(examples[index])
+        yield shard
+
+
+@beam.ptransform_fn
+def _ShuffleAndWrite(  # noqa: N802 - used like a PTransform class
+    examples: beam.pvalue.PCollection, split_uri: str, scratch_dir: str, num_buckets: int
+) -> beam.pvalue.PCollection:
+    return (
+        examples
+        | "Scatter" >> beam.ParDo(_ScatterToBuckets(scratch_dir, num_buckets))
+        | "GroupBuckets" >> beam.GroupByKey()
+        | "WriteShards" >> beam.ParDo(_WriteShuffledShard(split_uri, num_buckets))
+    )
+
+
+def _input_bytes(input_base: str, input_config: example_gen_pb2.Input) -> int:
+    return sum(
+        fileio.stat(path).length
+        for split in input_config.splits
+        for path in fileio.glob(os.path.join(input_base, split.pattern))
+    )
+
+
 class Executor(BaseExampleGenExecutor):
     """CsvExampleGen executor: Arrow CSV parsing and C++ tf.Example encoding."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:  # noqa: N802 - TFX's name
         return _ArrowCsvToExample
+
+    def Do(
+        self,
+        input_dict: dict[str, list[Any]],
+        output_dict: dict[str, list[Any]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        """TFX's ExampleGen Do, with the bounded-memory shuffle instead of WriteSplit's Reshuffle."""
+        self._log_startup(input_dict, output_dict, exec_properties)
+        input_config = proto_utils.json_to_proto(
+            exec_properties[standard_component_specs.INPUT_CONFIG_KEY], example_gen_pb2.Input()
+        )
+        output_config = proto_utils.json_to_proto(
+            exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], example_gen_pb2.Output()
+        )
+        file_format = exec_properties.get(
+            standard_component_specs.OUTPUT_FILE_FORMAT_KEY, example_gen_pb2.FILE_FORMAT_UNSPECIFIED
+        )
+        if file_format not in (
+            example_gen_pb2.FILE_FORMAT_UNSPECIFIED,
+            example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+        ):
+            raise ValueError(
+                f"output_file_format {file_format} is not supported: this executor writes "
+                "gzipped TFRecords only"
+            )
+        output_key = standard_component_specs.EXAMPLES_KEY
+        examples = artifact_utils.get_single_instance(output_dict[output_key])
+        examples.split_names = artifact_utils.encode_split_names(
+            utils.generate_output_split_names(input_config, output_config)
+        )
+        num_buckets = shuffle_bucket_count(
+            _input_bytes(exec_properties[standard_component_specs.INPUT_BASE_KEY], input_config)
+        )
+        scratch = os.path.join(examples.uri, SHUFFLE_SCRATCH)
+        with self._make_beam_pipeline() as pipeline:
+            splits = self.GenerateExamplesByBeam(pipeline, exec_properties)
+            for name, split in splits.items():
+                split_uri = artifact_utils.get_split_uri(output_dict[output_key], name)
+                scratch_dir = os.path.join(scratch, name)
+                for folder in (split_uri, scratch_dir):
+                    fileio.makedirs(folder)
+                _ = split | f"WriteSplit[{name}]" >> _ShuffleAndWrite(
+                    split_uri, scratch_dir, num_buckets
+                )
+        fileio.rmtree(scratch)
+        payload_format = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
+        if payload_format:
+            examples_utils.set_payload_format(examples, payload_format)
+        if file_format:
+            examples_utils.set_file_format(examples, write_split.to_file_format_str(file_format))
 
 
 class ArrowCsvExampleGen(FileBasedExampleGen):

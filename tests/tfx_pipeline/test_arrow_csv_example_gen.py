@@ -97,3 +97,76 @@ def test_a_broken_row_fails_naming_the_file(small_csv, tmp_path):
     broken.write_text(HEADER + 'g,1,2,"an unterminated quote\n')
     with pytest.raises(Exception, match=f"cannot read CSV file {broken}"):
         run_executor(arrow_csv_example_gen.Executor, small_csv, tmp_path / "arrow")
+
+
+def wire_feature_names(serialized):
+    """Feature names in the order the bytes list them (an Example may be several concatenated)."""
+
+    def fields(data):
+        position = 0
+        while position < len(data):
+            key, position = varint(data, position)
+            assert key & 7 == 2, "every field on this path is length-delimited"
+            length, position = varint(data, position)
+            yield key >> 3, data[position : position + length]
+            position += length
+
+    def varint(data, position):
+        value = shift = 0
+        while True:
+            byte = data[position]
+            value |= (byte & 0x7F) << shift
+            position += 1
+            if byte < 0x80:
+                return value, position
+            shift += 7
+
+    return [
+        name.decode()
+        for _, features in fields(serialized)  # Example.features
+        for _, entry in fields(features)  # Features.feature map entries
+        for number, name in fields(entry)
+        if number == 1  # the entry's key
+    ]
+
+
+def test_features_are_serialized_in_name_order_so_the_split_is_the_same_every_run(
+    small_csv, tmp_path
+):
+    run_executor(arrow_csv_example_gen.Executor, small_csv, tmp_path / "arrow")
+    records = [
+        record.numpy()
+        for path in tf.io.gfile.glob(f"{tmp_path}/arrow/Split-*/*.gz")
+        for record in tf.data.TFRecordDataset(path, compression_type="GZIP")
+    ]
+    assert len(records) == 5
+    for record in records:
+        assert wire_feature_names(record) == sorted(HEADER.strip().split(","))
+
+
+def test_each_split_is_shuffled_into_shards_in_bounded_buckets(tmp_path, monkeypatch):
+    span = tmp_path / "data" / "span-1"
+    span.mkdir(parents=True)
+    (span / "rows.csv").write_text("row\n" + "".join(f"{n}\n" for n in range(2000)))
+    # About 9 kB of CSV: 1 kB buckets make several shards per split.
+    monkeypatch.setattr(arrow_csv_example_gen, "CSV_BYTES_PER_SHUFFLE_BUCKET", 1024)
+    run_executor(arrow_csv_example_gen.Executor, tmp_path / "data", tmp_path / "arrow")
+
+    rows = {}
+    for split in ("train", "eval"):
+        shards = sorted(tf.io.gfile.glob(f"{tmp_path}/arrow/Split-{split}/*"))
+        assert len(shards) > 5
+        assert all(name.endswith("-of-00009.gz") for name in shards)
+        rows[split] = [
+            tf.train.Example.FromString(record.numpy()).features.feature["row"].int64_list.value[0]
+            for record in tf.data.TFRecordDataset(shards, compression_type="GZIP")
+        ]
+        # Not in file order inside a shard nor across them.
+        assert rows[split] != sorted(rows[split])
+    assert sorted(rows["train"] + rows["eval"]) == list(range(2000))
+    assert 0.2 < len(rows["eval"]) / 2000 < 0.3
+    # The scratch buckets are gone; only the splits remain.
+    assert sorted(path.name for path in (tmp_path / "arrow").iterdir()) == [
+        "Split-eval",
+        "Split-train",
+    ]
