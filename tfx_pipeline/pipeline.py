@@ -18,7 +18,7 @@ from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
 from models import features
-from tfx_pipeline import arrow_csv_example_gen, atomic_pusher, cloud
+from tfx_pipeline import arrow_csv_example_gen, atomic_pusher, cloud, eval_metrics
 from tfx_pipeline import config as config_lib
 from tfx_pipeline.baseline import LatestBlessedBaselineStrategy
 from tfx_pipeline.data_gate import DataGate
@@ -58,7 +58,6 @@ def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
         ),
     )
     metrics = [
-        tfma.MetricConfig(class_name="ExampleCount"),
         tfma.MetricConfig(
             class_name="AUC",
             # Thresholds apply to every slice unless scoped; small slices are too noisy to gate on.
@@ -66,12 +65,12 @@ def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
                 tfma.PerSliceMetricThreshold(slicing_specs=[overall], threshold=auc_threshold)
             ],
         ),
-        tfma.MetricConfig(class_name="BinaryAccuracy"),
-        tfma.MetricConfig(class_name="Precision"),
-        tfma.MetricConfig(class_name="Recall"),
-        tfma.MetricConfig(class_name="Calibration"),
-        # Tells a slice with one class only (AUC is undefined there) from a bad slice.
-        tfma.MetricConfig(class_name="MeanLabel"),
+        # Example count, accuracy, precision and recall at 0.5, calibration and mean label (which
+        # tells a one-class slice, where AUC is undefined, from a bad one), all derived from
+        # AUC's histogram: TFMA's own metrics would add three more per-example combiners.
+        tfma.MetricConfig(
+            class_name=eval_metrics.HistogramMetrics.__name__, module=eval_metrics.__name__
+        ),
     ]
     return tfma.EvalConfig(
         model_specs=[
