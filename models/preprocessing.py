@@ -41,17 +41,17 @@ def _present_values(raw: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
 def _numeric(raw: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
     """log1p-compressed (fares and distances are heavy-tailed) and z-scored; missing becomes 0.
 
-    Mean and variance are taken over the present values only, so every analyzer reads raw data
-    alone: Transform's analyzer cache can then keep each span's accumulators and a new span
+    Mean and variance are taken over the present values only, in one analyzer that reads raw
+    data alone: Transform's analyzer cache can then keep each span's accumulators, and a new span
     never makes it re-read the older ones. A missing value gets the mean, which z-scores to 0.
     """
     logged = tf.math.log1p(tf.maximum(tf.cast(_present_values(raw), tf.float32), 0.0))
-    mean, variance = tft.mean(logged), tft.var(logged)
-    values, present = _dense_with_presence(raw, default=0)
-    values = tf.math.log1p(tf.maximum(tf.cast(values, tf.float32), 0.0))
-    centered = tf.where(present, values - mean, 0.0)
-    # A constant column has no spread to scale by; it stays centered, as tft.scale_to_z_score does.
-    return tf.where(variance > 0, centered / tf.sqrt(tf.maximum(variance, 1e-30)), centered)
+    z_scores = tft.scale_to_z_score(logged)
+    if not isinstance(raw, tf.SparseTensor):
+        return z_scores
+    # Back to one value per row, 0 where the row had none.
+    rows = raw.indices[:, :1]
+    return tf.scatter_nd(rows, z_scores, tf.reshape(raw.dense_shape[0], [1]))
 
 
 def _bucketized(raw: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
