@@ -18,13 +18,7 @@ from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
 from models import features
-from tfx_pipeline import (
-    arrow_csv_example_gen,
-    atomic_pusher,
-    cloud,
-    eval_metrics,
-    transform_executor,
-)
+from tfx_pipeline import arrow_csv_example_gen, atomic_pusher, cloud, eval_metrics
 from tfx_pipeline import config as config_lib
 from tfx_pipeline.baseline import LatestBlessedBaselineStrategy
 from tfx_pipeline.data_gate import DataGate
@@ -197,8 +191,6 @@ def create_pipeline(config: config_lib.PipelineConfig) -> tfx_pipeline.Pipeline:
         materialize=False,
         analyzer_cache=analyzer_cache,
     ).with_id(TRANSFORM)
-    # TFX's executor, reading older spans' analyzer cache in fewer Beam stages.
-    transform.executor_spec = executor_spec.BeamExecutorSpec(transform_executor.Executor)
     # Nothing downstream of the data may run on data the gate refused.
     transform.add_upstream_node(data_gate)
 

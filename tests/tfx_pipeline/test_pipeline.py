@@ -8,7 +8,6 @@ from tfx.dsl.compiler import compiler
 from tests.conftest import DATA_ROOT, SCHEMA_PATH
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import pipeline as pipeline_lib
-from tfx_pipeline import transform_executor
 
 # Every node of the default pipeline (Tuner on, curated schema).
 COMPONENT_IDS = (
@@ -110,14 +109,6 @@ def test_module_code_is_found_by_dotted_path_and_fingerprinted(config):
             '"module_fingerprint": "0123456789abcdef"'
             in (by_id[component_id].exec_properties["custom_config"])
         )
-
-
-def test_transform_reads_the_analyzer_cache_with_the_project_executor(config):
-    transform = next(
-        c for c in pipeline_lib.create_pipeline(config).components if c.id == "Transform"
-    )
-    assert transform.executor_spec.executor_class is transform_executor.Executor
-    assert transform_executor.Executor._GetCacheSource() is transform_executor.ReadCacheEntry
 
 
 def test_eval_config_gates_only_the_overall_slice(config):
