@@ -267,7 +267,14 @@ def main() -> int:
             report["per_row_costs"] = per_row_costs(report["cold"])
         if args.incremental:
             spans, rows = args.incremental
-            report["incremental"] = incremental_run(workspace, spans, rows, args.seed, runner_flags)
+            report["incremental"] = incremental = incremental_run(
+                workspace, spans, rows, args.seed, runner_flags
+            )
+            cold_1m = report["cold"].get(str(1_000_000))
+            if cold_1m and cold_1m["exit_status"] == 0:
+                fraction = incremental["new_span"]["wall_s"] / cold_1m["wall_s"]
+                incremental["new_span_fraction_of_cold_1m"] = round(fraction, 3)
+                print(f"new span / cold 1M: {fraction:.2f} (target <= 0.3)")
     finally:
         if args.workspace is None:
             shutil.rmtree(workspace, ignore_errors=True)
