@@ -49,7 +49,7 @@ bench: setup
 bench-serving: setup
 	$(BIN)/python bench/serving_bench.py $(ARGS)
 
-# Cold runs at 15k, 100k and 1M generated rows (about 15 minutes): bench/results/scale.{json,png}.
+# Cold runs at 15k, 100k and 1M generated rows (about 6 minutes): bench/results/scale.{json,png}.
 bench-scale: setup
 	$(BIN)/python bench/scale_bench.py $(ARGS)
 
