@@ -330,6 +330,7 @@ class Executor(BaseExampleGenExecutor):
             _input_bytes(exec_properties[standard_component_specs.INPUT_BASE_KEY], input_config)
         )
         scratch = os.path.join(examples.uri, SHUFFLE_SCRATCH)
+        split_uris = []
         with self._make_beam_pipeline() as pipeline:
             splits = self.GenerateExamplesByBeam(pipeline, exec_properties)
             for name, split in splits.items():
@@ -340,7 +341,14 @@ class Executor(BaseExampleGenExecutor):
                 _ = split | f"WriteSplit[{name}]" >> _ShuffleAndWrite(
                     split_uri, scratch_dir, num_buckets
                 )
+                split_uris.append(split_uri)
         fileio.rmtree(scratch)
+        for split_uri in split_uris:
+            # A split no example hashed into still gets one (empty) shard, as TFX's writer does,
+            # so readers find a file and the data gate can report the empty split.
+            if not fileio.glob(os.path.join(split_uri, f"{SHARD_PREFIX}-*")):
+                empty = os.path.join(split_uri, f"{SHARD_PREFIX}-00000-of-00001.gz")
+                tf.io.TFRecordWriter(empty, tf.io.TFRecordOptions(compression_type="GZIP")).close()
         payload_format = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
         if payload_format:
             examples_utils.set_payload_format(examples, payload_format)

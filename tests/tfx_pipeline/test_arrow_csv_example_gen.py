@@ -170,3 +170,19 @@ def test_each_split_is_shuffled_into_shards_in_bounded_buckets(tmp_path, monkeyp
         "Split-eval",
         "Split-train",
     ]
+
+
+def test_a_split_no_example_falls_into_still_gets_an_empty_shard(tmp_path):
+    span = tmp_path / "data" / "span-1"
+    span.mkdir(parents=True)
+    (span / "one.csv").write_text("name,count\na,1\n")
+    rows = run_executor(arrow_csv_example_gen.Executor, tmp_path / "data", tmp_path / "arrow")
+    assert len(rows) == 1
+    for split in ("train", "eval"):
+        (shard,) = tf.io.gfile.glob(f"{tmp_path}/arrow/Split-{split}/*.gz")
+        assert shard.endswith("data_tfrecord-00000-of-00001.gz")
+    counts = [
+        sum(1 for _ in tf.data.TFRecordDataset(path, compression_type="GZIP"))
+        for path in sorted(tf.io.gfile.glob(f"{tmp_path}/arrow/Split-*/*.gz"))
+    ]
+    assert sorted(counts) == [0, 1]
