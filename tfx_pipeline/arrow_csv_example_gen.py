@@ -5,7 +5,7 @@ in a second pass over every parsed row), which makes it the slowest step of the 
 large spans. This executor keeps its contract: the same files (`span-{SPAN}/*` under
 `input_base`), a header line per file, one global column type per column inferred from all
 files of the split (int, else float, else string), an empty cell written as a feature with no
-values, and the same splitting, shuffling and output format (the base executor does those).
+values, the same splitting (the base executor's) and the same output format.
 The examples are the same, and the same in every run; which of them land in train or eval
 differs from TFX's executor (the split hashes the serialized bytes, which here are one message
 per feature rather than one sorted map), at the same ratio.
@@ -218,6 +218,10 @@ def shuffle_bucket(example: bytes, num_buckets: int) -> int:
     return int.from_bytes(digest, "little") % num_buckets
 
 
+def _shard_path(split_uri: str, bucket: int, num_buckets: int) -> str:
+    return os.path.join(split_uri, f"{SHARD_PREFIX}-{bucket:05d}-of-{num_buckets:05d}.gz")
+
+
 def shuffle_bucket_count(csv_bytes: int) -> int:
     return max(1, math.ceil(csv_bytes / CSV_BYTES_PER_SHUFFLE_BUCKET))
 
@@ -261,9 +265,7 @@ class _WriteShuffledShard(beam.DoFn):
         for batch in tf.data.TFRecordDataset(sorted(paths)).batch(8192).as_numpy_iterator():
             examples.extend(batch)
         order = np.random.default_rng(bucket).permutation(len(examples))
-        shard = os.path.join(
-            self._split_uri, f"{SHARD_PREFIX}-{bucket:05d}-of-{self._num_buckets:05d}.gz"
-        )
+        shard = _shard_path(self._split_uri, bucket, self._num_buckets)
         with tf.io.TFRecordWriter(shard, tf.io.TFRecordOptions(compression_type="GZIP")) as out:
             for index in order:
                 out.write(examples[index])
@@ -347,7 +349,7 @@ class Executor(BaseExampleGenExecutor):
             # A split no example hashed into still gets one (empty) shard, as TFX's writer does,
             # so readers find a file and the data gate can report the empty split.
             if not fileio.glob(os.path.join(split_uri, f"{SHARD_PREFIX}-*")):
-                empty = os.path.join(split_uri, f"{SHARD_PREFIX}-00000-of-00001.gz")
+                empty = _shard_path(split_uri, 0, 1)
                 tf.io.TFRecordWriter(empty, tf.io.TFRecordOptions(compression_type="GZIP")).close()
         payload_format = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
         if payload_format:

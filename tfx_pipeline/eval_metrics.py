@@ -89,21 +89,21 @@ def _computations(
     )
     histogram_key = histogram[-1].keys[-1]
     keys = {
-        name: metric_types.MetricKey(
-            name=name,
+        metric: metric_types.MetricKey(
+            name=metric,
             model_name=model_name,
             output_name=output_name,
             sub_key=sub_key,
             example_weighted=example_weighted,
         )
-        for name in METRIC_NAMES
+        for metric in METRIC_NAMES
     }
 
     def result(metrics: dict[metric_types.MetricKey, Any]) -> dict[metric_types.MetricKey, float]:
         values = from_histogram(
             metrics[histogram_key], threshold, calibration_histogram.DEFAULT_NUM_BUCKETS
         )
-        return {keys[name]: value for name, value in values.items()}
+        return {keys[metric]: value for metric, value in values.items()}
 
     return [
         *histogram,
