@@ -153,7 +153,9 @@ def test_a_span_in_the_analyzer_cache_is_never_read_again(raw_feature_spec):
     entries = analysis_graph_builder.get_analysis_cache_entry_keys(
         preprocessing.preprocessing_fn, specs, spans, force_tf_compat_v1=False
     )
-    assert entries
+    # One entry for all numeric columns, one for all coordinates, one per vocabulary: every
+    # entry is loaded for every span of the window, so one analyzer per column would cost more.
+    assert len(entries) == 2 + len(features.VOCABULARY_FEATURES)
     # Stand-ins for the cached accumulators: only which entries exist matters here.
     cache = {
         span: analyzer_cache.DatasetCache({entry: object() for entry in entries}, None)
@@ -168,3 +170,18 @@ def test_a_span_in_the_analyzer_cache_is_never_read_again(raw_feature_spec):
         preprocessing.preprocessing_fn, specs, spans, {spans[0]: cache[spans[0]]}, False
     )
     assert set(to_read) == {spans[1]}
+
+
+def test_a_required_column_keeps_every_value_including_zero():
+    import tensorflow as tf
+
+    from models import preprocessing
+
+    dense = preprocessing._as_sparse_column(tf.constant([[0.0], [2.5], [0.0]]))
+    sparse = preprocessing._as_sparse_column(
+        tf.SparseTensor(indices=[[1, 0]], values=tf.constant([7], tf.int64), dense_shape=[3, 1])
+    )
+    assert dense.indices.numpy().tolist() == [[0, 0], [1, 0], [2, 0]]
+    assert dense.values.numpy().tolist() == [0.0, 2.5, 0.0]
+    assert sparse.indices.numpy().tolist() == [[1, 0]] and sparse.values.dtype == tf.float32
+    assert dense.dense_shape.numpy().tolist() == sparse.dense_shape.numpy().tolist() == [3, 1]
