@@ -523,5 +523,19 @@ def first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else "(no message)"
 
 
+def exit_now(code: int) -> None:
+    """Ends the process without the interpreter's teardown of TensorFlow and Beam.
+
+    By the time `main` returns everything is on disk (MLMD commits each execution, the log and
+    the served model are closed); the teardown only frees memory, ~2.5 s after every run.
+    """
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
