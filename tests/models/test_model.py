@@ -1,6 +1,7 @@
 """The Keras model and its serving export, called with plain tensors and a real Transform output."""
 
 import math
+import pathlib
 
 import numpy as np
 import pytest
@@ -91,12 +92,42 @@ def test_train_rejects_a_diverged_fit():
 
 
 @pytest.fixture(scope="module")
-def exported_model(tf_transform_output, tmp_path_factory):
+def export(tf_transform_output, tmp_path_factory):
+    """(the Keras model, the folder it was exported to)."""
     counts = taxi_model.category_counts(tf_transform_output)
     model = taxi_model.build_model(taxi_model.ModelHParams(), counts)
     export_dir = str(tmp_path_factory.mktemp("export"))
     taxi_model.export_serving_model(model, tf_transform_output, export_dir)
-    return tf.saved_model.load(export_dir)
+    return model, export_dir
+
+
+@pytest.fixture(scope="module")
+def exported_model(export):
+    return tf.saved_model.load(export[1])
+
+
+def test_export_carries_the_weights_but_not_the_keras_layers(
+    export, exported_model, tf_transform_output, raw_feature_spec
+):
+    """The served model computes what the trained one does, from weights alone."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    model, export_dir = export
+    rows = read_csv_rows(DATA_ROOT / "span-2" / "data.csv", limit=20)
+    examples = serialized_examples(rows, raw_feature_spec)
+    transformed = tf_transform_output.transform_raw_features(
+        tf.io.parse_example(examples, tf_transform_output.raw_feature_spec())
+    )
+    inputs = {name: transformed[name] for name in features.model_input_names()}
+    served = exported_model.signatures[features.SERVING_EXAMPLES_SIGNATURE](examples=examples)
+    np.testing.assert_allclose(
+        served[features.PROBABILITY_OUTPUT].numpy(), model(inputs).numpy().reshape(-1), rtol=1e-6
+    )
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((pathlib.Path(export_dir) / "saved_model.pb").read_bytes())
+    function_names = [f.signature.name for f in saved.meta_graphs[0].graph_def.library.function]
+    layer_names = [layer.name for layer in model.layers]
+    assert not [name for name in function_names if any(layer in name for layer in layer_names)]
 
 
 def test_export_has_the_three_signatures(exported_model):
