@@ -50,3 +50,27 @@ def test_batches_of_raw_examples_come_out_transformed_with_the_label(
     fare = inputs[features.transformed_name("fare")].numpy()
     assert np.isfinite(fare).all() and fare.std() > 0  # z-scored, not raw dollars
     assert abs(fare.mean()) < 1.0
+
+
+def test_shuffled_input_is_a_seeded_permutation_of_every_file(
+    tf_transform_output, raw_feature_spec, tmp_path
+):
+    rows = read_csv_rows(DATA_ROOT / "span-2" / "data.csv", limit=3 * ROWS)
+    for part in range(3):
+        chunk = rows[part * ROWS : (part + 1) * ROWS]
+        write_raw_examples(tmp_path / f"part-{part}.gz", chunk, raw_feature_spec)
+
+    def one_pass(shuffle, seed=7):
+        dataset = taxi_model.make_dataset(
+            [str(tmp_path / "*.gz")], tf_transform_output, batch_size=16, seed=seed, shuffle=shuffle
+        )
+        fares = [
+            inputs[features.transformed_name("fare")].numpy() for inputs, _ in dataset.take(12)
+        ]
+        return np.concatenate(fares)
+
+    in_order, shuffled = one_pass(shuffle=False), one_pass(shuffle=True)
+    np.testing.assert_array_equal(np.sort(shuffled), np.sort(in_order))  # each row exactly once
+    assert not np.array_equal(shuffled, in_order)
+    np.testing.assert_array_equal(one_pass(shuffle=True), shuffled)  # the seed fixes the order
+    assert not np.array_equal(one_pass(shuffle=True, seed=8), shuffled)
