@@ -527,7 +527,7 @@ def exit_now(code: int) -> None:
     """Ends the process without the interpreter's teardown of TensorFlow and Beam.
 
     By the time `main` returns everything is on disk (MLMD commits each execution, the log and
-    the served model are closed); the teardown only frees memory, ~2.5 s after every run.
+    the served model are closed); the teardown only frees memory, ~2.4 s after every run.
     """
     import logging
 

@@ -226,7 +226,7 @@ class _ServingModule(tf.Module):
     """Carries the Transform layer and the model's weights so both are saved into one SavedModel.
 
     The weights are tracked, not the Keras model: a tracked Keras model makes the SavedModel
-    carry a trace of every layer's call (110 of its 160 functions), about 1 s of every export
+    carry a trace of every layer's call (110 of its 162 functions), about 1 s of every export
     and a third of every load (the Evaluator loads two models, the server one per version).
     Every consumer calls the signatures; none reads the Keras object back.
     """
