@@ -52,20 +52,32 @@ class ModelHParams:
         )
 
 
-def skip_autograph_for_tf_keras() -> None:
-    """Stops AutoGraph from transpiling tf_keras' own training code.
+# Libraries whose code AutoGraph must not transpile: their functions branch on Python values
+# only, so converting them changes nothing but the time it takes.
+AUTOGRAPH_EXEMPT_MODULES = ("tf_keras", "tensorflow_transform")
+
+
+def skip_autograph_for_libraries() -> None:
+    """Stops AutoGraph from transpiling tf_keras' and tf.Transform's own code.
 
     TensorFlow's AutoGraph leaves the `keras` package alone but not `tf_keras` (Keras 2 as a
     separate package), so the first `fit` in a process spends 10-20 s converting Keras internals.
-    This adds the same exemption for `tf_keras`; our own code is still converted. Idempotent.
+    The Transform layer is the same: every trace of it (training and eval input, each exported
+    signature) converted tf.Transform's graph-loading code, about 1 s of every Trainer run
+    (input 0.63 -> 0.30 s, export 1.83 -> 1.25 s), for the same graph and the same training.
+    Our own code is still converted. Idempotent.
     """
     try:
         from tensorflow.python.autograph.core import config as autograph_config
     except ImportError:  # a TensorFlow without this module: training is only slower to start
         return
-    rules = autograph_config.CONVERSION_RULES
-    if not any(str(r) == "DoNotConvert rule for tf_keras" for r in rules):
-        autograph_config.CONVERSION_RULES = (autograph_config.DoNotConvert("tf_keras"), *rules)
+    present = {str(rule) for rule in autograph_config.CONVERSION_RULES}
+    added = tuple(
+        autograph_config.DoNotConvert(module)
+        for module in AUTOGRAPH_EXEMPT_MODULES
+        if f"DoNotConvert rule for {module}" not in present
+    )
+    autograph_config.CONVERSION_RULES = (*added, *autograph_config.CONVERSION_RULES)
 
 
 def category_counts(tf_transform_output: tft.TFTransformOutput) -> dict[str, int]:
@@ -92,7 +104,7 @@ def build_model(hparams: ModelHParams, counts: Mapping[str, int]) -> keras.Model
       A compiled model taking one [batch] tensor per `features.model_input_names()` and
       returning the probability of a big tip, shape [batch, 1].
     """
-    skip_autograph_for_tf_keras()
+    skip_autograph_for_libraries()
     numeric_names = [features.transformed_name(k) for k in features.NUMERIC_FEATURES]
     categorical_names = [n for n in features.model_input_names() if n not in numeric_names]
     missing = [n for n in categorical_names if n not in counts]
@@ -154,6 +166,7 @@ def make_dataset(
     training: three times faster than `make_batched_features_dataset` and a second map
     (1,000 batches of 128 in 1.0 s instead of 3.3 s), which kept training waiting for input.
     """
+    skip_autograph_for_libraries()
     raw_spec = tf_transform_output.raw_feature_spec()
     transform_layer = tf_transform_output.transform_features_layer()
     model_inputs = features.model_input_names()

@@ -160,13 +160,14 @@ def test_transform_signature_produces_the_label(exported_model, raw_feature_spec
     np.testing.assert_array_equal(transformed[features.LABEL_KEY].numpy().reshape(-1), expected)
 
 
-def test_autograph_leaves_tf_keras_internals_alone_once():
+def test_autograph_leaves_tf_keras_and_transform_internals_alone_once():
     from tensorflow.python.autograph.core import config as autograph_config
 
-    taxi_model.skip_autograph_for_tf_keras()
-    taxi_model.skip_autograph_for_tf_keras()
+    taxi_model.skip_autograph_for_libraries()
+    taxi_model.skip_autograph_for_libraries()
     rules = [str(rule) for rule in autograph_config.CONVERSION_RULES]
     assert rules.count("DoNotConvert rule for tf_keras") == 1
+    assert rules.count("DoNotConvert rule for tensorflow_transform") == 1
 
 
 def test_train_rejects_a_model_with_constant_output():
