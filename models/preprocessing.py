@@ -95,10 +95,19 @@ def _categorical_int(raw: tf.Tensor | tf.SparseTensor, num_values: int) -> tf.Te
 
 
 def _vocabulary(raw: tf.Tensor | tf.SparseTensor, key: str, top_k: int) -> tf.Tensor:
-    """Vocabulary index; a missing value is its own token, unseen values share the OOV bucket."""
+    """Vocabulary index; a missing value is its own token, unseen values share the OOV bucket.
+
+    tf.Transform's approximate vocabulary (Misra-Gries, `top_k` counters) is a combiner like the
+    other analyzers, so TFT packs them and caches a small accumulator per span; the exact one
+    counts every token in Beam stages of its own. The files are identical to the exact
+    vocabulary's (same order: frequency, then reverse lexicographic) while a column has at most
+    `top_k` distinct values, as here; beyond that, every value more frequent than 1/(top_k + 1)
+    of the rows is kept. Transform on 9 spans of 100k rows: 36.3 -> 29.7 s without cache,
+    11.0 -> 9.5 s with 8 of them cached.
+    """
     values, present = _dense_with_presence(raw, default="")
     values = tf.where(present & (values != ""), values, features.MISSING_STRING)
-    return tft.compute_and_apply_vocabulary(
+    return tft.experimental.compute_and_apply_approximate_vocabulary(
         values,
         top_k=top_k,
         num_oov_buckets=features.OOV_BUCKETS,

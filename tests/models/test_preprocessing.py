@@ -42,14 +42,28 @@ def instance(raw_feature_spec, **overrides):
     return result
 
 
-@pytest.fixture(scope="module")
-def transformed(raw_feature_spec, tmp_path_factory):
+def analyze_and_transform(rows, raw_feature_spec, tmp_path_factory):
+    """preprocessing_fn through tft_beam on `rows`: (transformed rows, TFTransformOutput)."""
     import tensorflow_transform as tft
     import tensorflow_transform.beam as tft_beam
     from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
     from models import preprocessing
 
+    metadata = dataset_metadata.DatasetMetadata(
+        schema_utils.schema_from_feature_spec(raw_feature_spec)
+    )
+    output_dir = str(tmp_path_factory.mktemp("tft"))
+    with tft_beam.Context(temp_dir=str(tmp_path_factory.mktemp("tmp"))):
+        (outputs, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            preprocessing.preprocessing_fn
+        )
+        _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
+    return outputs, tft.TFTransformOutput(output_dir)
+
+
+@pytest.fixture(scope="module")
+def transformed(raw_feature_spec, tmp_path_factory):
     rows = [
         instance(raw_feature_spec),
         # No tip, missing trip_seconds and dropoff point, unknown company, bad community area.
@@ -67,16 +81,7 @@ def transformed(raw_feature_spec, tmp_path_factory):
         instance(raw_feature_spec, fare=0.0, tips=0.0, trip_seconds=1200, trip_start_hour=30),
         instance(raw_feature_spec, fare=40.0, tips=8.01, trip_seconds=300, payment_type="Cash"),
     ]
-    metadata = dataset_metadata.DatasetMetadata(
-        schema_utils.schema_from_feature_spec(raw_feature_spec)
-    )
-    output_dir = str(tmp_path_factory.mktemp("tft"))
-    with tft_beam.Context(temp_dir=str(tmp_path_factory.mktemp("tmp"))):
-        (outputs, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
-            preprocessing.preprocessing_fn
-        )
-        _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
-    return outputs, tft.TFTransformOutput(output_dir)
+    return analyze_and_transform(rows, raw_feature_spec, tmp_path_factory)
 
 
 def column(outputs, key):
@@ -127,6 +132,33 @@ def test_vocabulary_gives_missing_strings_their_own_token(transformed):
     payment = tft_output.vocabulary_by_name(features.vocabulary_name("payment_type"))
     payments = column(outputs, features.transformed_name("payment_type"))
     assert payment[payments[3]] in (b"Cash", "Cash")
+
+
+def test_vocabulary_ranks_by_frequency_then_reverse_order_and_keeps_the_top_k(
+    raw_feature_spec, tmp_path_factory
+):
+    """The vocabulary is exact while a column has at most top_k distinct values (the taxi data
+    has 8 payment types and 62 companies); beyond that the most frequent values stay in."""
+    companies = ["Flash Cab"] * 6 + ["Blue Ribbon"] * 4 + ["Checker"] * 4 + ["Zip"]
+    top_k = features.VOCABULARY_FEATURES["payment_type"]
+    payments = ["Cash"] * 30 + ["Credit Card"] * 20 + [f"Rare {i}" for i in range(top_k)]
+    rows = [
+        instance(raw_feature_spec, company=companies[i % len(companies)], payment_type=payment)
+        for i, payment in enumerate(payments)
+    ]
+    _, tft_output = analyze_and_transform(rows, raw_feature_spec, tmp_path_factory)
+
+    def vocabulary(key):
+        return [
+            token.decode() if isinstance(token, bytes) else token
+            for token in tft_output.vocabulary_by_name(features.vocabulary_name(key))
+        ]
+
+    # 60 rows cycle through the 15 companies: counts 24, 16, 16, 4. Ties: reverse order.
+    assert vocabulary("company") == ["Flash Cab", "Checker", "Blue Ribbon", "Zip"]
+    # 12 distinct payment types, top_k of them kept, the two frequent ones first.
+    payment = vocabulary("payment_type")
+    assert len(payment) == top_k and payment[:2] == ["Cash", "Credit Card"]
 
 
 def test_every_model_input_is_produced(transformed):
