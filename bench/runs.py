@@ -83,12 +83,12 @@ def _quiet_tensorflow() -> None:
 def eval_auc(output_dir: pathlib.Path, pipeline_name: str = "taxi") -> float | None:
     """The candidate's overall AUC of the latest run, read from MLMD and the Evaluator's output."""
     _quiet_tensorflow()
-    from tfx_pipeline import summary
+    from tfx_pipeline.reporting import run_summary
 
-    run = summary.summarize_run(str(output_dir / "metadata.sqlite"), pipeline_name)
-    if run is None:
+    run = run_summary.summarize_run(str(output_dir / "metadata.sqlite"), pipeline_name)
+    if run is None or run.evaluation is None:
         return None
-    auc = next((row.candidate for row in run.metrics if row.name == "AUC"), None)
+    auc = next((row.candidate for row in run.evaluation.metrics if row.name == "AUC"), None)
     return round(auc, 4) if auc is not None else None
 
 
@@ -108,29 +108,6 @@ def component_windows(
     output_dir: pathlib.Path, pipeline_name: str = "taxi"
 ) -> dict[str, tuple[float, float]]:
     """(start, end) Unix seconds of every node of the latest run, from MLMD."""
-    _quiet_tensorflow()
-    from tfx_pipeline import summary
+    from tfx_pipeline import metadata
 
-    metadata_path = output_dir / "metadata.sqlite"
-    if not metadata_path.exists():
-        return {}
-    store = summary.open_store(str(metadata_path))
-    run = summary.latest_run(store, pipeline_name)
-    if run is None:
-        return {}
-    prefix = pipeline_name + "."
-    windows = {}
-    for execution in sorted(store.get_executions_by_context(run.id), key=lambda e: e.id):
-        node = next(
-            (
-                context.name[len(prefix) :]
-                for context in store.get_contexts_by_execution(execution.id)
-                if context.type == "node" and context.name.startswith(prefix)
-            ),
-            f"execution-{execution.id}",
-        )
-        windows[node] = (
-            execution.create_time_since_epoch / 1000,
-            execution.last_update_time_since_epoch / 1000,
-        )
-    return windows
+    return metadata.latest_run_windows(str(output_dir / "metadata.sqlite"), pipeline_name)

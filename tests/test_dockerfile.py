@@ -11,7 +11,7 @@ import re
 import sys
 import tomllib
 
-import vertex_runner
+from tfx_pipeline.runners import vertex
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOCKERFILE = (REPO_ROOT / "Dockerfile").read_text()
@@ -56,7 +56,7 @@ def test_the_schema_vertex_points_at_is_in_the_image():
     (workdir,) = instructions("WORKDIR ")
     assert "data/schema/ data/schema/" in " ".join(instructions("COPY "))
     schema_in_image = pathlib.PurePosixPath(workdir) / "data" / "schema" / "schema.pbtxt"
-    assert str(schema_in_image) == vertex_runner.IMAGE_SCHEMA_PATH
+    assert str(schema_in_image) == vertex.IMAGE_SCHEMA_PATH
     assert (REPO_ROOT / "data" / "schema" / "schema.pbtxt").is_file()
 
 

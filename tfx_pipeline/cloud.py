@@ -3,6 +3,8 @@
 import dataclasses
 import re
 
+from tfx_pipeline.problems import raise_if_any
+
 # Formats Google Cloud documents for these names; checked here so a typo fails before compiling.
 PROJECT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 REGION = re.compile(r"[a-z]+-[a-z]+[0-9]+")
@@ -49,11 +51,6 @@ def invalid_fields(settings: object, **kinds: str) -> list[str]:
     ]
 
 
-def raise_problems(what: str, problems: list[str]) -> None:
-    if problems:
-        raise ValueError(f"invalid {what}: " + "; ".join(problems))
-
-
 @dataclasses.dataclass(frozen=True)
 class DataflowSettings:
     """Where and how the Beam-based components (ExampleGen, StatisticsGen, Transform,
@@ -96,7 +93,7 @@ class DataflowSettings:
                 "give exactly one of worker_image (a container with the project installed) "
                 "and setup_file (Dataflow pip-installs the project on each worker)"
             )
-        raise_problems("Dataflow settings", problems)
+        raise_if_any(problems, "invalid Dataflow settings")
 
     def beam_pipeline_args(self) -> tuple[str, ...]:
         """The Beam flags that send each Beam-based component to Dataflow."""
@@ -146,7 +143,7 @@ class VertexTraining:
             machine_type="machine_type",
             service_account="service_account",
         )
-        raise_problems("Vertex training settings", problems)
+        raise_if_any(problems, "invalid Vertex training settings")
 
     def custom_job_spec(self) -> dict[str, object]:
         """A Vertex CustomJob spec (as TFX's google_cloud_ai_platform Trainer/Tuner take it)."""
@@ -191,7 +188,7 @@ class VertexEndpoint:
                 f"need 1 <= min_replicas <= max_replicas, got {self.min_replicas} and "
                 f"{self.max_replicas}"
             )
-        raise_problems("Vertex endpoint settings", problems)
+        raise_if_any(problems, "invalid Vertex endpoint settings")
 
     def serving_args(self) -> dict[str, object]:
         """`ai_platform_serving_args` of TFX's google_cloud_ai_platform Pusher."""

@@ -1,4 +1,8 @@
-"""PipelineConfig: every path, step count, threshold and Beam argument the pipeline factory takes."""
+"""PipelineConfig: every path, step count, threshold and Beam argument the pipeline factory takes.
+
+Its field defaults are the one table of defaults: every runner's flags and settings read them
+with `default(name)` rather than restating them.
+"""
 
 import dataclasses
 import hashlib
@@ -6,12 +10,21 @@ import json
 import pathlib
 
 import models
-from tfx_pipeline import anomaly_policy, cloud
+from tfx_pipeline import cloud
+from tfx_pipeline.components.data_gate.policy import validate_policy
+from tfx_pipeline.problems import ConfigProblems, raise_if_any
 
 # Module code TFX loads by dotted path; the project is installed into the environment.
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 TUNER_FN = "models.tuner.tuner_fn"
 RUN_FN = "models.model.run_fn"
+
+# The served model's name: <serving-dir>/<MODEL_NAME>/<version>/.
+MODEL_NAME = "taxi"
+# Each orchestrator's pipeline name (MLMD pipeline context): their histories never mix.
+LOCAL_PIPELINE_NAME = "taxi"
+VERTEX_PIPELINE_NAME = "taxi-vertex"
+AIRFLOW_PIPELINE_NAME = "taxi_airflow"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +40,7 @@ class PipelineConfig:
       schema_path: curated schema.pbtxt for ImportSchemaGen, or None to infer with SchemaGen.
       run_tuner: True searches hyperparameters; False reuses the latest ones in MLMD.
       module_fingerprint: hash of models/ source; part of the cache key of module-code steps.
-      anomaly_policy_json: the DataGate policy (see tfx_pipeline/data_gate.py) as JSON text.
+      anomaly_policy_json: the DataGate policy (see components/data_gate/policy.py) as JSON text.
       beam_pipeline_args: Beam flags for every Beam-based component (e.g. Dataflow's, from
         `cloud.DataflowSettings.beam_pipeline_args()`).
       portable_resolvers: use only the resolver strategies Kubeflow Pipelines v2 (Vertex AI
@@ -36,7 +49,8 @@ class PipelineConfig:
       vertex_training: run the Tuner and the Trainer as Vertex AI custom jobs.
       vertex_endpoint: also deploy each blessed model to a Vertex AI endpoint.
       arrow_csv_example_gen: ExampleGen parses CSV with Arrow and encodes examples in C++
-        (`arrow_csv_example_gen.py`); False uses TFX's own CSV executor (same examples, slower).
+        (components/arrow_csv_example_gen/); False uses TFX's own CSV executor (same examples,
+        slower).
       training_window_spans: Transform, the Tuner and the Trainer read the newest this many
         spans that passed the data gate (1: only the ingested span); Transform reuses its
         analyzer cache for the older ones. Above 1 it needs a lineage-following resolver, so
@@ -101,11 +115,12 @@ class PipelineConfig:
                 "resolver, which portable_resolvers (Vertex AI Pipelines) cannot compile"
             )
         try:
-            anomaly_policy.validate_policy(json.loads(self.anomaly_policy_json))
-        except (ValueError, AttributeError) as error:  # JSONDecodeError is a ValueError
-            problems.append(f"anomaly_policy_json: {error}")
-        if problems:
-            raise ValueError("invalid pipeline config: " + "; ".join(problems))
+            validate_policy(json.loads(self.anomaly_policy_json))
+        except ConfigProblems as error:
+            problems += [f"anomaly_policy_json: {problem}" for problem in error.problems]
+        except json.JSONDecodeError as error:
+            problems.append(f"anomaly_policy_json is not JSON: {error}")
+        raise_if_any(problems, "invalid pipeline config")
 
     def module_custom_config(self) -> dict[str, object]:
         """custom_config for Transform, Tuner and Trainer: settings the module code reads."""
@@ -115,6 +130,14 @@ class PipelineConfig:
             "batch_size": self.batch_size,
             "tuner_trials": self.tuner_trials,
         }
+
+
+def default(name: str) -> object:
+    """The default of PipelineConfig field `name`: what a runner uses when not told otherwise."""
+    field = PipelineConfig.__dataclass_fields__[name]
+    if field.default is dataclasses.MISSING:
+        raise KeyError(f"PipelineConfig.{name} has no default")
+    return field.default
 
 
 def module_fingerprint() -> str:
@@ -129,16 +152,3 @@ def module_fingerprint() -> str:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
-
-
-def read_json_object(path: pathlib.Path, what: str) -> dict:
-    """A settings file holding one JSON object; raises ValueError naming `what` and the problem."""
-    try:
-        value = json.loads(path.read_text())
-    except OSError as error:
-        raise ValueError(f"cannot read {what} {path}: {error.strerror}") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{what} {path} is not JSON: {error}") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{what} {path} must be a JSON object")
-    return value

@@ -1,4 +1,16 @@
-"""create_pipeline: the one TFX pipeline definition every runner (local, Vertex, Airflow) builds."""
+"""create_pipeline: the one TFX pipeline definition every runner (local, Vertex, Airflow) builds.
+
+It composes four named stages, each returning its nodes and what later stages read:
+
+  ingest_and_validate  ExampleGen, StatisticsGen, the schema, ExampleValidator and the DataGate
+  training_window      the examples Transform and training read: this span, or a rolling window
+  tune_and_train       Transform, the Tuner (or the latest search), the Trainer
+  evaluate_and_push    the baseline, the Evaluator (TFMA) and the Pusher(s)
+
+The resolver family (lineage-aware, or portable for Vertex) is chosen once, in create_pipeline.
+"""
+
+import dataclasses
 
 import tensorflow_model_analysis as tfma
 
@@ -7,44 +19,49 @@ import tensorflow_model_analysis as tfma
 from tfx import components
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.base import base_node, executor_spec
-from tfx.dsl.components.common.resolver import Resolver
-from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
-from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
-    LatestBlessedModelStrategy,
-)
-from tfx.orchestration import metadata
+from tfx.orchestration import metadata as tfx_metadata
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
-from tfx.types import Channel, standard_artifacts
+from tfx.types import Channel
 
 from models import features
-from tfx_pipeline import arrow_csv_example_gen, atomic_pusher, cloud, eval_metrics
+from tfx_pipeline import cloud, layout, node_ids
 from tfx_pipeline import config as config_lib
-from tfx_pipeline.baseline import LatestBlessedBaselineStrategy
-from tfx_pipeline.data_gate import DataGate
-from tfx_pipeline.previous_statistics import PreviousSpanStatisticsStrategy
-from tfx_pipeline.span_window import SpanWindowStrategy
+from tfx_pipeline.components.arrow_csv_example_gen.component import ArrowCsvExampleGen
+from tfx_pipeline.components.atomic_pusher.executor import Executor as AtomicPusherExecutor
+from tfx_pipeline.components.data_gate.component import DataGate
+from tfx_pipeline.metrics import histogram_metrics
+from tfx_pipeline.resolvers import families
+from tfx_pipeline.resolvers.families import ResolverFamily
 
-# Component ids: stable names that MLMD history, caching and the summary rely on.
-EXAMPLE_GEN = "CsvExampleGen"
-STATISTICS_GEN = "StatisticsGen"
-SCHEMA_GEN = "SchemaGen"
-IMPORT_SCHEMA_GEN = "ImportSchemaGen"
-EXAMPLE_VALIDATOR = "ExampleValidator"
-DATA_GATE = "DataGate"
-PREVIOUS_STATISTICS_RESOLVER = "previous_span_statistics_resolver"
-SPAN_WINDOW_RESOLVER = "span_window_resolver"
-ANALYZER_CACHE_RESOLVER = "latest_analyzer_cache_resolver"
-TRANSFORM = "Transform"
-TUNER = "Tuner"
-HYPERPARAMETERS_RESOLVER = "latest_hyperparameters_resolver"
-TRAINER = "Trainer"
-BASELINE_RESOLVER = "latest_blessed_model_resolver"
-EVALUATOR = "Evaluator"
-PUSHER = "Pusher"
-VERTEX_ENDPOINT_PUSHER = "VertexEndpointPusher"
 
-SPAN_PATTERN = "span-{SPAN}/*"
+@dataclasses.dataclass(frozen=True)
+class Ingested:
+    """The new span, described and checked: nothing downstream runs unless the gate passed."""
+
+    nodes: list[base_node.BaseNode]
+    example_gen: base_node.BaseNode
+    examples: Channel  # this run's span, as ExampleGen wrote it
+    schema: Channel
+    data_gate: base_node.BaseNode
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+    """What Transform, the Tuner and the Trainer read."""
+
+    nodes: list[base_node.BaseNode]
+    examples: Channel
+    analyzer_cache: Channel | None  # Transform's per-span analysis from its previous run
+
+
+@dataclasses.dataclass(frozen=True)
+class Trained:
+    """The transform graph's and the model's producers."""
+
+    nodes: list[base_node.BaseNode]
+    trainer: base_node.BaseNode
+    model: Channel
 
 
 def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
@@ -69,7 +86,8 @@ def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
         # tells a one-class slice, where AUC is undefined, from a bad one), all derived from
         # AUC's histogram: TFMA's own metrics would add three more per-example combiners.
         tfma.MetricConfig(
-            class_name=eval_metrics.HistogramMetrics.__name__, module=eval_metrics.__name__
+            class_name=histogram_metrics.HistogramMetrics.__name__,
+            module=histogram_metrics.__name__,
         ),
     ]
     return tfma.EvalConfig(
@@ -95,16 +113,37 @@ def create_pipeline(config: config_lib.PipelineConfig) -> tfx_pipeline.Pipeline:
     Returns:
       A TFX pipeline (`tfx.v1.dsl.Pipeline`) that any TFX orchestrator can run.
     """
+    resolvers = families.family(portable=config.portable_resolvers)
+    ingested = ingest_and_validate(config, resolvers)
+    training_data = training_window(config, resolvers, ingested)
+    trained = tune_and_train(config, ingested, training_data)
+    pushing = evaluate_and_push(config, resolvers, ingested, trained)
+
+    metadata_connection_config = (
+        tfx_metadata.sqlite_metadata_connection_config(config.metadata_path)
+        if config.metadata_path
+        else None
+    )
+    return tfx_pipeline.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=[*ingested.nodes, *training_data.nodes, *trained.nodes, *pushing],
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(config.beam_pipeline_args),
+    )
+
+
+def ingest_and_validate(config: config_lib.PipelineConfig, resolvers: ResolverFamily) -> Ingested:
+    """ExampleGen on the latest span, its statistics and schema checks, and the DataGate."""
     # The Arrow executor writes the same examples as CsvExampleGen's, several times faster.
     example_gen_class = (
-        arrow_csv_example_gen.ArrowCsvExampleGen
-        if config.arrow_csv_example_gen
-        else components.CsvExampleGen
+        ArrowCsvExampleGen if config.arrow_csv_example_gen else components.CsvExampleGen
     )
     example_gen = example_gen_class(
         input_base=config.data_root,
         input_config=example_gen_pb2.Input(
-            splits=[example_gen_pb2.Input.Split(name="single_split", pattern=SPAN_PATTERN)]
+            splits=[example_gen_pb2.Input.Split(name="single_split", pattern=layout.SPAN_PATTERN)]
         ),
         output_config=example_gen_pb2.Output(
             split_config=example_gen_pb2.SplitConfig(
@@ -118,70 +157,73 @@ def create_pipeline(config: config_lib.PipelineConfig) -> tfx_pipeline.Pipeline:
                 ]
             )
         ),
-    ).with_id(EXAMPLE_GEN)
+    ).with_id(node_ids.EXAMPLE_GEN)
 
     statistics_gen = components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(
-        STATISTICS_GEN
+        node_ids.STATISTICS_GEN
     )
 
     if config.schema_path:
-        schema_gen = ImportSchemaGen(schema_file=config.schema_path).with_id(IMPORT_SCHEMA_GEN)
+        schema_gen = ImportSchemaGen(schema_file=config.schema_path).with_id(
+            node_ids.IMPORT_SCHEMA_GEN
+        )
     else:
         schema_gen = components.SchemaGen(
             statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False
-        ).with_id(SCHEMA_GEN)
+        ).with_id(node_ids.SCHEMA_GEN)
     schema = schema_gen.outputs["schema"]
 
     example_validator = components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema
-    ).with_id(EXAMPLE_VALIDATOR)
+    ).with_id(node_ids.EXAMPLE_VALIDATOR)
 
-    if config.portable_resolvers:
-        # The newest statistics of an earlier run; resolved before this run's StatisticsGen
-        # starts, so it can never be this span's own. Not lineage-aware: a rerun of the same
-        # span compares the span with itself, which finds no drift.
-        previous_statistics = Resolver(
-            strategy_class=LatestArtifactStrategy,
-            statistics=Channel(type=standard_artifacts.ExampleStatistics),
-        ).with_id(PREVIOUS_STATISTICS_RESOLVER)
-        statistics_gen.add_upstream_node(previous_statistics)
-    else:
-        previous_statistics = Resolver(
-            strategy_class=PreviousSpanStatisticsStrategy,
-            current_examples=example_gen.outputs["examples"],
-            statistics=Channel(type=standard_artifacts.ExampleStatistics),
-        ).with_id(PREVIOUS_STATISTICS_RESOLVER)
-
+    previous_statistics = resolvers.previous_statistics(example_gen, statistics_gen)
     data_gate = DataGate(
         anomalies=example_validator.outputs["anomalies"],
         statistics=statistics_gen.outputs["statistics"],
         schema=schema,
         previous_statistics=previous_statistics.outputs["statistics"],
         policy=config.anomaly_policy_json,
-    ).with_id(DATA_GATE)
+    ).with_id(node_ids.DATA_GATE)
 
-    window_nodes = []
-    training_examples = example_gen.outputs["examples"]
-    analyzer_cache = None
-    if config.training_window_spans > 1:
-        span_window = Resolver(
-            strategy_class=SpanWindowStrategy,
-            config={"num_spans": config.training_window_spans},
-            current_examples=example_gen.outputs["examples"],
-            examples=Channel(type=standard_artifacts.Examples),
-        ).with_id(SPAN_WINDOW_RESOLVER)
-        # Analysis results per span from the previous Transform: only the new span is analyzed.
-        cache_resolver = Resolver(
-            strategy_class=LatestArtifactStrategy,
-            cache=Channel(type=standard_artifacts.TransformCache),
-        ).with_id(ANALYZER_CACHE_RESOLVER)
-        window_nodes = [span_window, cache_resolver]
-        training_examples = span_window.outputs["examples"]
-        analyzer_cache = cache_resolver.outputs["cache"]
-
-    transform = components.Transform(
-        examples=training_examples,
+    return Ingested(
+        nodes=[
+            example_gen,
+            statistics_gen,
+            schema_gen,
+            example_validator,
+            previous_statistics,
+            data_gate,
+        ],
+        example_gen=example_gen,
+        examples=example_gen.outputs["examples"],
         schema=schema,
+        data_gate=data_gate,
+    )
+
+
+def training_window(
+    config: config_lib.PipelineConfig, resolvers: ResolverFamily, ingested: Ingested
+) -> TrainingData:
+    """This span alone, or the newest `training_window_spans` accepted spans with their cache."""
+    if config.training_window_spans == 1:
+        return TrainingData(nodes=[], examples=ingested.examples, analyzer_cache=None)
+    span_window = resolvers.span_window(ingested.example_gen, config.training_window_spans)
+    cache = families.latest_analyzer_cache()
+    return TrainingData(
+        nodes=[span_window, cache],
+        examples=span_window.outputs["examples"],
+        analyzer_cache=cache.outputs["cache"],
+    )
+
+
+def tune_and_train(
+    config: config_lib.PipelineConfig, ingested: Ingested, training_data: TrainingData
+) -> Trained:
+    """Transform (analysis only), hyperparameters (searched or reused), and the Trainer."""
+    transform = components.Transform(
+        examples=training_data.examples,
+        schema=ingested.schema,
         preprocessing_fn=config_lib.PREPROCESSING_FN,
         custom_config=config.module_custom_config(),
         # StatisticsGen already describes the raw data; Transform's own statistics go unused.
@@ -189,10 +231,10 @@ def create_pipeline(config: config_lib.PipelineConfig) -> tfx_pipeline.Pipeline:
         # Analysis only: the Tuner and Trainer apply the graph to raw examples as they read
         # them (models/model.py), so no transformed copy of every span is written.
         materialize=False,
-        analyzer_cache=analyzer_cache,
-    ).with_id(TRANSFORM)
+        analyzer_cache=training_data.analyzer_cache,
+    ).with_id(node_ids.TRANSFORM)
     # Nothing downstream of the data may run on data the gate refused.
-    transform.add_upstream_node(data_gate)
+    transform.add_upstream_node(ingested.data_gate)
 
     tuner_class, trainer_class = components.Tuner, components.Trainer
     tuner_config = trainer_config = config.module_custom_config()
@@ -202,101 +244,68 @@ def create_pipeline(config: config_lib.PipelineConfig) -> tfx_pipeline.Pipeline:
         )
 
     if config.run_tuner:
-        tuner = tuner_class(
+        hyperparameters_node = tuner_class(
             tuner_fn=config_lib.TUNER_FN,
-            examples=training_examples,
+            examples=training_data.examples,
             transform_graph=transform.outputs["transform_graph"],
-            schema=schema,
+            schema=ingested.schema,
             train_args=trainer_pb2.TrainArgs(num_steps=config.tuner_train_steps),
             eval_args=trainer_pb2.EvalArgs(num_steps=config.tuner_eval_steps),
             custom_config=tuner_config,
-        ).with_id(TUNER)
-        hyperparameters_node = tuner
-        hyperparameters = tuner.outputs["best_hyperparameters"]
+        ).with_id(node_ids.TUNER)
+        hyperparameters = hyperparameters_node.outputs["best_hyperparameters"]
     else:
-        hyperparameters_node = Resolver(
-            strategy_class=LatestArtifactStrategy,
-            hyperparameters=Channel(type=standard_artifacts.HyperParameters),
-        ).with_id(HYPERPARAMETERS_RESOLVER)
+        hyperparameters_node = families.latest_hyperparameters()
         hyperparameters = hyperparameters_node.outputs["hyperparameters"]
 
     trainer = trainer_class(
         run_fn=config_lib.RUN_FN,
-        examples=training_examples,
+        examples=training_data.examples,
         transform_graph=transform.outputs["transform_graph"],
-        schema=schema,
+        schema=ingested.schema,
         hyperparameters=hyperparameters,
         train_args=trainer_pb2.TrainArgs(num_steps=config.train_steps),
         eval_args=trainer_pb2.EvalArgs(num_steps=config.eval_steps),
         custom_config=trainer_config,
-    ).with_id(TRAINER)
-
-    if config.portable_resolvers:
-        # TFX's stock strategy: a cached Trainer's model is its own baseline. The Pusher still
-        # refuses to push a model identical to a version already served.
-        baseline_resolver = Resolver(
-            strategy_class=LatestBlessedModelStrategy,
-            model=Channel(type=standard_artifacts.Model),
-            model_blessing=Channel(type=standard_artifacts.ModelBlessing),
-        ).with_id(BASELINE_RESOLVER)
-    else:
-        baseline_resolver = Resolver(
-            strategy_class=LatestBlessedBaselineStrategy,
-            candidate=trainer.outputs["model"],
-            model=Channel(type=standard_artifacts.Model),
-            model_blessing=Channel(type=standard_artifacts.ModelBlessing),
-        ).with_id(BASELINE_RESOLVER)
-
-    evaluator = components.Evaluator(
-        examples=example_gen.outputs["examples"],
+    ).with_id(node_ids.TRAINER)
+    return Trained(
+        nodes=[transform, hyperparameters_node, trainer],
+        trainer=trainer,
         model=trainer.outputs["model"],
-        baseline_model=baseline_resolver.outputs["model"],
+    )
+
+
+def evaluate_and_push(
+    config: config_lib.PipelineConfig,
+    resolvers: ResolverFamily,
+    ingested: Ingested,
+    trained: Trained,
+) -> list[base_node.BaseNode]:
+    """The baseline, TFMA's Evaluator on this span's eval split, and the blessed model's push."""
+    baseline = resolvers.baseline(trained.trainer)
+    evaluator = components.Evaluator(
+        examples=ingested.examples,
+        model=trained.model,
+        baseline_model=baseline.outputs["model"],
         eval_config=eval_config(config),
-    ).with_id(EVALUATOR)
+    ).with_id(node_ids.EVALUATOR)
 
     pusher = components.Pusher(
         # Versions appear complete or not at all, and an unchanged model is never pushed twice.
-        custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor),
-        model=trainer.outputs["model"],
+        custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor),
+        model=trained.model,
         model_blessing=evaluator.outputs["blessing"],
         push_destination=pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=config.serving_model_dir
             )
         ),
-    ).with_id(PUSHER)
+    ).with_id(node_ids.PUSHER)
 
-    nodes = [
-        example_gen,
-        statistics_gen,
-        schema_gen,
-        example_validator,
-        previous_statistics,
-        data_gate,
-        *window_nodes,
-        transform,
-        hyperparameters_node,
-        trainer,
-        baseline_resolver,
-        evaluator,
-        pusher,
-    ]
+    nodes = [baseline, evaluator, pusher]
     if config.vertex_endpoint:
-        nodes.append(vertex_endpoint_pusher(config.vertex_endpoint, trainer, evaluator))
-
-    metadata_connection_config = (
-        metadata.sqlite_metadata_connection_config(config.metadata_path)
-        if config.metadata_path
-        else None
-    )
-    return tfx_pipeline.Pipeline(
-        pipeline_name=config.pipeline_name,
-        pipeline_root=config.pipeline_root,
-        components=nodes,
-        enable_cache=config.enable_cache,
-        metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=list(config.beam_pipeline_args),
-    )
+        nodes.append(vertex_endpoint_pusher(config.vertex_endpoint, trained.model, evaluator))
+    return nodes
 
 
 def vertex_training_components(config: config_lib.PipelineConfig) -> tuple[type, type, dict, dict]:
@@ -333,16 +342,14 @@ def vertex_training_components(config: config_lib.PipelineConfig) -> tuple[type,
 
 
 def vertex_endpoint_pusher(
-    endpoint: cloud.VertexEndpoint,
-    trainer: base_node.BaseNode,
-    evaluator: base_node.BaseNode,
+    endpoint: cloud.VertexEndpoint, model: Channel, evaluator: base_node.BaseNode
 ) -> base_node.BaseNode:
     """A second Pusher that deploys the blessed model to a Vertex AI endpoint."""
     from tfx.extensions.google_cloud_ai_platform import constants as vertex_constants
     from tfx.extensions.google_cloud_ai_platform.pusher.component import Pusher
 
     return Pusher(
-        model=trainer.outputs["model"],
+        model=model,
         model_blessing=evaluator.outputs["blessing"],
         custom_config={
             vertex_constants.ENABLE_VERTEX_KEY: True,
@@ -350,4 +357,4 @@ def vertex_endpoint_pusher(
             vertex_constants.VERTEX_CONTAINER_IMAGE_URI_KEY: endpoint.serving_image,
             vertex_constants.SERVING_ARGS_KEY: endpoint.serving_args(),
         },
-    ).with_id(VERTEX_ENDPOINT_PUSHER)
+    ).with_id(node_ids.VERTEX_ENDPOINT_PUSHER)

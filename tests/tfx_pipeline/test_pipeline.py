@@ -1,11 +1,10 @@
-"""The DAG without running it: component ids, key edges, variants, eval config, compilation."""
+"""The DAG without running it: component ids, key edges, variants, the window, eval config, compilation."""
 
 import dataclasses
 
 import pytest
 from tfx.dsl.compiler import compiler
 
-from tests.conftest import DATA_ROOT, SCHEMA_PATH
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import pipeline as pipeline_lib
 
@@ -24,19 +23,6 @@ COMPONENT_IDS = (
     "Evaluator",
     "Pusher",
 )
-
-
-@pytest.fixture
-def config(tmp_path):
-    return config_lib.PipelineConfig(
-        pipeline_name="taxi-test",
-        pipeline_root=str(tmp_path / "root"),
-        data_root=str(DATA_ROOT),
-        serving_model_dir=str(tmp_path / "serving" / "taxi"),
-        metadata_path=str(tmp_path / "metadata.sqlite"),
-        schema_path=str(SCHEMA_PATH),
-        module_fingerprint="0123456789abcdef",
-    )
 
 
 def upstream_ids(pipeline, component_id):
@@ -131,21 +117,35 @@ def test_pipeline_compiles_to_ir(config):
     assert len(ir.nodes) == 12
 
 
-def test_module_fingerprint_tracks_the_models_source():
-    first = config_lib.module_fingerprint()
-    assert first == config_lib.module_fingerprint()
-    assert len(first) == 16
-
-
-def test_config_rejects_every_bad_value_at_once(config):
-    with pytest.raises(ValueError) as error:
-        dataclasses.replace(config, train_steps=0, min_auc=1.5, pipeline_name="bad name!")
-    message = str(error.value)
-    assert "train_steps" in message and "min_auc" in message and "pipeline_name" in message
-
-
 def test_pusher_pushes_atomically(config):
-    from tfx_pipeline import atomic_pusher
+    from tfx_pipeline.components.atomic_pusher.executor import Executor
 
     pusher = next(c for c in pipeline_lib.create_pipeline(config).components if c.id == "Pusher")
-    assert pusher.executor_spec.executor_class is atomic_pusher.Executor
+    assert pusher.executor_spec.executor_class is Executor
+
+
+def test_a_window_above_one_span_feeds_transform_tuner_and_trainer(config):
+    pipeline = pipeline_lib.create_pipeline(dataclasses.replace(config, training_window_spans=4))
+    ids = [c.id for c in pipeline.components]
+    assert ids.index("span_window_resolver") < ids.index("Transform")
+    assert upstream_ids(pipeline, "span_window_resolver") == {"CsvExampleGen"}
+    assert upstream_ids(pipeline, "Transform") == {
+        "span_window_resolver",
+        "latest_analyzer_cache_resolver",
+        "ImportSchemaGen",
+        "DataGate",
+    }
+    for node in ("Tuner", "Trainer"):
+        assert "span_window_resolver" in upstream_ids(pipeline, node)
+        assert "CsvExampleGen" not in upstream_ids(pipeline, node)
+    # The Evaluator judges the model on the new span only, whatever the window.
+    assert "span_window_resolver" not in upstream_ids(pipeline, "Evaluator")
+    by_id = {c.id: c for c in pipeline.components}
+    # Transform only analyzes: no transformed copy of the window is written.
+    assert "transformed_examples" not in by_id["Transform"].outputs
+
+
+def test_one_span_needs_no_resolver_and_no_cache(config):
+    ids = [c.id for c in pipeline_lib.create_pipeline(config).components]
+    assert "span_window_resolver" not in ids
+    assert "latest_analyzer_cache_resolver" not in ids

@@ -1,0 +1,247 @@
+"""End to end: local_runner.py as a user runs it, on a small sample, three runs in a row.
+
+1. cold: every component runs, a blessed model is pushed and both signatures serve it;
+2. unchanged rerun: everything is cached and no duplicate version is pushed;
+3. unmeetable threshold: nothing is pushed, the summary says why, exit status 3.
+"""
+
+import math
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import DATA_ROOT, REPO_ROOT, read_csv_rows, write_sample_spans
+from tests.tfx_pipeline.test_pipeline import COMPONENT_IDS
+
+pytestmark = pytest.mark.e2e
+
+SAMPLE_ROWS = {1: 600, 2: 2400}
+FAST_FLAGS = [
+    "--train-steps",
+    "200",
+    "--eval-steps",
+    "20",
+    "--tuner-trials",
+    "2",
+    "--tuner-steps",
+    "40",
+    "--batch-size",
+    "64",
+]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    write_sample_spans(root / "data", SAMPLE_ROWS)
+    return root
+
+
+def run_pipeline(workspace, *extra):
+    command = [
+        sys.executable,
+        str(REPO_ROOT / "local_runner.py"),
+        "--data-root",
+        str(workspace / "data"),
+        "--output-dir",
+        str(workspace / "outputs"),
+        *FAST_FLAGS,
+        *extra,
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    print(result.stdout, result.stderr)
+    return result
+
+
+def versions(workspace):
+    model_dir = workspace / "outputs" / "serving" / "taxi"
+    return sorted(p.name for p in model_dir.iterdir()) if model_dir.exists() else []
+
+
+def snapshot(directory):
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+def latest_run_states(workspace):
+    from tfx_pipeline.reporting import run_summary
+
+    return run_summary.summarize_run(str(workspace / "outputs" / "metadata.sqlite"), "taxi").states
+
+
+@pytest.fixture(scope="module")
+def cold_run(workspace):
+    return run_pipeline(workspace, "--min-auc", "0.6")
+
+
+def test_cold_run_completes_every_component_and_pushes(cold_run, workspace):
+    assert cold_run.returncode == 0, cold_run.stdout + cold_run.stderr
+    states = latest_run_states(workspace)
+    assert set(states) == set(COMPONENT_IDS)
+    assert set(states.values()) == {"COMPLETE"}, states
+    (version,) = versions(workspace)
+    assert version.isdigit()
+    assert (
+        f"Pushed:          {workspace / 'outputs' / 'serving' / 'taxi' / version}"
+        in cold_run.stdout
+    )
+
+
+def test_console_shows_progress_and_summary_while_logs_go_to_the_file(cold_run, workspace):
+    progress = dict(re.findall(r"^  \[\s*\d+/12\] (\S+)\s+(\S+)", cold_run.stdout, re.MULTILINE))
+    for component in ("CsvExampleGen", "Transform", "Tuner", "Trainer", "Evaluator", "Pusher"):
+        assert progress.get(component) == "ran", (component, progress)
+    for heading in (
+        "Data:            span 2: 2400 rows",
+        "Anomalies:       none",
+        "Hyperparameters: searched in this run (2 trials",
+        "Blessed:         yes",
+    ):
+        assert heading in cold_run.stdout
+    assert "oneDNN" not in cold_run.stdout + cold_run.stderr
+    (log,) = (workspace / "outputs" / "logs").glob("run-*.log")
+    assert "Component Trainer is finished." in log.read_text()
+
+
+def test_pushed_model_serves_csv_rows_through_both_signatures(
+    cold_run, workspace, raw_feature_spec
+):
+    import tensorflow as tf
+
+    from tests.serving_inputs import predict_through_both_signatures
+
+    (version,) = versions(workspace)
+    loaded = tf.saved_model.load(str(workspace / "outputs" / "serving" / "taxi" / version))
+    rows = read_csv_rows(DATA_ROOT / "span-2" / "data.csv", limit=50)
+    by_example = predict_through_both_signatures(loaded, rows, raw_feature_spec)
+    assert by_example.shape == (50,)
+    # A trained model separates: cash trips (tips unrecorded) score below card trips.
+    cash = [p for p, r in zip(by_example, rows, strict=True) if r["payment_type"] == "Cash"]
+    card = [p for p, r in zip(by_example, rows, strict=True) if r["payment_type"] == "Credit Card"]
+    assert cash and card and np.mean(cash) < np.mean(card)
+    assert not any(math.isnan(p) for p in by_example)
+
+
+@pytest.fixture(scope="module")
+def cached_run(cold_run, workspace):
+    assert cold_run.returncode == 0
+    before = snapshot(workspace / "outputs" / "serving")
+    return run_pipeline(workspace, "--min-auc", "0.6"), before
+
+
+def test_unchanged_rerun_is_fully_cached_and_pushes_nothing(cached_run, workspace):
+    result, before = cached_run
+    assert result.returncode == 0, result.stdout + result.stderr
+    states = latest_run_states(workspace)
+    assert "Tuner" not in states, "later runs reuse the searched hyperparameters"
+    for node, state in states.items():
+        expected = "COMPLETE" if node.endswith("_resolver") else "CACHED"
+        assert state == expected, (node, state)
+    assert snapshot(workspace / "outputs" / "serving") == before
+    assert "unchanged model: nothing new pushed" in result.stdout
+    assert "reused from the latest search" in result.stdout
+
+
+def test_unmeetable_threshold_pushes_nothing_and_says_why(cached_run, workspace):
+    before = snapshot(workspace / "outputs" / "serving")
+    result = run_pipeline(workspace, "--min-auc", "0.999")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert latest_run_states(workspace)["Evaluator"] == "COMPLETE"
+    assert snapshot(workspace / "outputs" / "serving") == before
+    assert "Blessed:         NO" in result.stdout
+    assert "overall: auc = " in result.stdout and "fails >= 0.999" in result.stdout
+    assert "Pushed:          nothing (not pushed: the model was not blessed)" in result.stdout
+    report = sorted((workspace / "outputs" / "reports").glob("evaluation-*.txt"))[-1]
+    assert f"Evaluation:      {report}" in result.stdout
+    text = report.read_text()
+    assert re.search(r"^overall\s+auc\s+\S+\s+\S+\s+FAIL\s+>= 0.999", text, re.MULTILINE), text
+    assert re.search(r"^payment_type=Credit Card\s+auc\s", text, re.MULTILINE), text
+
+
+@pytest.fixture(scope="module")
+def new_span_run(cached_run, workspace):
+    """Adds span 3 and runs again: a new model, evaluated against the blessed one."""
+    assert versions(workspace), "needs the model pushed by the cold run"
+    before = versions(workspace)
+    rows = (workspace / "data" / "span-2" / "data.csv").read_text().splitlines(keepends=True)
+    (workspace / "data" / "span-3").mkdir()
+    # The same trips in reverse order: a new span for ExampleGen, valid under the same schema.
+    (workspace / "data" / "span-3" / "data.csv").write_text(rows[0] + "".join(reversed(rows[1:])))
+    return run_pipeline(workspace, "--min-auc", "0.6", "--max-auc-drop", "0.2"), before
+
+
+def test_new_span_is_trained_evaluated_against_the_blessed_model_and_pushed(
+    new_span_run, workspace
+):
+    result, before = new_span_run
+    assert result.returncode == 0, result.stdout + result.stderr
+    states = latest_run_states(workspace)
+    for node in ("CsvExampleGen", "Transform", "Trainer", "Evaluator", "Pusher"):
+        assert states[node] == "COMPLETE", (node, states[node])
+    assert "Data:            span 3: 2400 rows" in result.stdout
+    auc_row = next(line for line in result.stdout.splitlines() if line.strip().startswith("AUC "))
+    candidate, baseline = auc_row.split()[1:3]
+    assert baseline != "-", "the previous blessed model must be the baseline"
+    assert "change >= -0.2 vs baseline" in auc_row
+    after = versions(workspace)
+    assert len(after) == len(before) + 1 and after[:-1] == before
+
+
+def test_pushed_model_over_http_equals_the_in_process_signature(
+    cold_run, workspace, raw_feature_spec
+):
+    import base64
+
+    import tensorflow as tf
+
+    from models import features
+    from serving.client import ServingClient
+    from serving.server import ModelServer
+    from serving.versions import ModelSpec
+    from tests.serving_inputs import predict_through_both_signatures, serialized_examples
+
+    version = versions(workspace)[-1]  # the server serves the latest version
+    model_dir = workspace / "outputs" / "serving" / "taxi"
+    rows = read_csv_rows(DATA_ROOT / "span-2" / "data.csv", limit=40)
+    expected = predict_through_both_signatures(
+        tf.saved_model.load(str(model_dir / version)), rows, raw_feature_spec
+    )
+    # JSON clients send raw CSV values; an empty cell is NaN, "" or -1 (features.MISSING_VALUE_DOC).
+    instances = [features.raw_json_instance(row) for row in rows]
+    examples = serialized_examples(rows, raw_feature_spec, drop={features.TIPS_KEY}).numpy()
+    with ModelServer([ModelSpec("taxi", str(model_dir))], port=0, poll_seconds=0) as server:
+        client = ServingClient(server.url)
+        by_rows = client.predict_rows("taxi", instances, signature_name="serving_raw")
+        by_examples = client.predict_rows(
+            "taxi", [{"b64": base64.b64encode(e).decode()} for e in examples]
+        )
+    np.testing.assert_allclose(by_rows, expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(by_examples, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_history_and_rollback_after_two_pushes(new_span_run, workspace, capsys):
+    from serving import rollback
+    from tfx_pipeline.operations import history
+
+    metadata = str(workspace / "outputs" / "metadata.sqlite")
+    assert new_span_run[0].returncode == 0
+    first, second = history.pushes(metadata, "taxi")
+    assert (first.span, second.span) == (2, 3)
+    assert first.blessed and second.blessed and second.auc is not None
+    assert (first.on_disk, second.on_disk) == ("present", "SERVED")
+
+    base = workspace / "outputs" / "serving" / "taxi"
+    rollback.rollback(str(base), reason="e2e: the span-3 model is suspect")
+    after = {p.version: p.on_disk for p in history.pushes(metadata, "taxi")}
+    assert after == {first.version: "SERVED", second.version: "rolled back"}
+    assert history.main(["--output-dir", str(workspace / "outputs")]) == 0
+    table = capsys.readouterr().out
+    assert "rolled back" in table and "SERVED" in table

@@ -1,0 +1,8 @@
+"""Custom TFX components and executors, one folder each: the component, its executor, the TFX-free logic.
+
+arrow_csv_example_gen/  CsvExampleGen's examples from Arrow and C++, shuffled in bounded memory
+data_gate/              stops the run when ExampleValidator's anomalies break the data policy
+atomic_pusher/          the Pusher's executor: whole versions only, never a duplicate
+
+Package `__init__` modules import nothing, so the TFX-free parts load without TFX.
+"""

@@ -1,0 +1,387 @@
+"""The local runner: its flags, their mapping onto PipelineConfig, and one run with LocalDagRunner.
+
+`local_runner.py` is the command; it parses, checks, runs and reports through this module. A run
+prints one progress line per component and a summary read back from MLMD; everything TFX,
+TensorFlow and Beam print goes to a log file under the output directory.
+"""
+
+import argparse
+import dataclasses
+import datetime
+import os
+import pathlib
+import sys
+import time
+import traceback
+from typing import TextIO
+
+from tfx_pipeline import config as config_lib
+from tfx_pipeline import inputs, layout
+from tfx_pipeline.operations.output_lock import OutputDirLock, OutputDirLocked
+from tfx_pipeline.problems import print_problems
+from tfx_pipeline.runners import settings
+from tfx_pipeline.runners.exit_codes import EPILOG, EXIT_FAILED, EXIT_NOT_BLESSED, EXIT_OK
+
+BEAM_MODES = ("in_memory", "multi_threading", "multi_processing")
+
+OUTPUTS_EPILOG = """
+outputs (under --output-dir): pipeline_root/ (artifacts), metadata.sqlite (MLMD),
+logs/run-*.log (full TFX/TF/Beam logs), reports/ (evaluation reports),
+serving/<model-name>/<version>/ (unless --serving-dir).
+"""
+
+
+def build_parser(description: str) -> argparse.ArgumentParser:
+    """Every flag of `local_runner.py`."""
+    parser = argparse.ArgumentParser(
+        description=description,
+        epilog=EPILOG + OUTPUTS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    paths = parser.add_argument_group("data and outputs")
+    paths.add_argument(
+        "--data-root",
+        type=pathlib.Path,
+        default=layout.BUNDLED_DATA_ROOT,
+        help="folder of span-N/ folders holding CSV files; the latest span is ingested "
+        "(default: %(default)s)",
+    )
+    paths.add_argument(
+        "--schema",
+        type=pathlib.Path,
+        default=layout.CURATED_SCHEMA,
+        help="curated schema.pbtxt, imported with ImportSchemaGen (default: %(default)s)",
+    )
+    paths.add_argument(
+        "--anomaly-policy",
+        type=pathlib.Path,
+        default=layout.ANOMALY_POLICY,
+        help="which anomalies stop the run before Transform (fail) and which only warn "
+        "(default: %(default)s)",
+    )
+    paths.add_argument(
+        "--infer-schema",
+        action="store_true",
+        help="infer the schema from the data with SchemaGen instead of importing --schema",
+    )
+    paths.add_argument(
+        "--output-dir",
+        type=pathlib.Path,
+        default=layout.DEFAULT_OUTPUT_DIR,
+        help="artifacts, MLMD database and logs go here (default: %(default)s)",
+    )
+    paths.add_argument(
+        "--serving-dir",
+        type=pathlib.Path,
+        default=None,
+        help="TF Serving model root; models are pushed to <serving-dir>/<model-name>/<version>/ "
+        "(default: <output-dir>/serving)",
+    )
+    settings.add_name_arguments(
+        paths,
+        pipeline_name=config_lib.LOCAL_PIPELINE_NAME,
+        help_="MLMD pipeline name; runs with one name share cache and history",
+    )
+
+    training = settings.add_training_arguments(parser)
+    tuning = training.add_mutually_exclusive_group()
+    tuning.add_argument(
+        "--tune",
+        action="store_true",
+        help="run the hyperparameter search this run (by default it runs only when no earlier "
+        "search exists; a search whose inputs are unchanged is reused from cache)",
+    )
+    tuning.add_argument(
+        "--no-tune",
+        action="store_true",
+        help="never search: reuse the latest searched hyperparameters, or model defaults",
+    )
+    training.add_argument(
+        "--split-buckets",
+        type=settings.split_buckets,
+        default=(config_lib.default("train_hash_buckets"), config_lib.default("eval_hash_buckets")),
+        metavar="TRAIN:EVAL",
+        help="hash buckets of the train and eval splits of each span (default: 3:1, a quarter "
+        "for evaluation; on very large spans e.g. 19:1 still evaluates on plenty of rows)",
+    )
+
+    execution = parser.add_argument_group("execution")
+    execution.add_argument(
+        "--beam-mode",
+        choices=BEAM_MODES,
+        default="in_memory",
+        help="Beam DirectRunner running mode (default: %(default)s; on 2 cores it was faster "
+        "and leaner than multi_processing even at 1M rows: docs/performance.md)",
+    )
+    execution.add_argument(
+        "--beam-workers",
+        type=settings.non_negative_int,
+        default=0,
+        help="DirectRunner workers; 0 picks 1 for in_memory, else the number of cores",
+    )
+    execution.add_argument(
+        "--window-spans",
+        type=settings.positive_int,
+        default=config_lib.default("training_window_spans"),
+        help="train on the newest N spans that passed the data gate; only the new span is "
+        "ingested and analyzed, older ones come from earlier runs (default: %(default)s)",
+    )
+    execution.add_argument(
+        "--beam-arg",
+        action="append",
+        default=[],
+        metavar="--FLAG=VALUE",
+        help="extra Beam pipeline argument, repeatable (e.g. --beam-arg=--direct_num_workers=2)",
+    )
+    execution.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="rerun every component instead of reusing cached results",
+    )
+    watching = parser.add_argument_group("continuous training")
+    watching.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep running: rerun the pipeline (same flags) whenever a new span-N folder appears "
+        "under --data-root or python -m tfx_pipeline.monitor writes an alert; Ctrl-C stops",
+    )
+    watching.add_argument(
+        "--watch-interval",
+        type=settings.bounded(float, low=0.1),
+        help="with --watch, seconds between checks (default: 60)",
+    )
+    watching.add_argument(
+        "--max-runs",
+        type=settings.non_negative_int,
+        default=0,
+        help="with --watch, stop after this many pipeline runs (default: 0, no limit)",
+    )
+    return parser
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckedInputs:
+    """What the input checks found: the span to ingest and the policy to apply."""
+
+    span: int
+    span_files: list[pathlib.Path]
+    anomaly_policy_json: str
+
+
+def check_inputs(args: argparse.Namespace) -> tuple[CheckedInputs | None, list[str]]:
+    """Every problem with the flags' files and combinations, so the user can fix them at once."""
+    problems: list[str] = []
+    span = settings.collect(problems, lambda: inputs.latest_span_files(args.data_root))
+    if not args.infer_schema:
+        if not args.schema.is_file():
+            problems.append(
+                f"schema file {args.schema} does not exist (pass --schema PATH, or --infer-schema)"
+            )
+        else:
+            settings.collect(problems, lambda: inputs.read_schema(args.schema))
+    policy = settings.check_anomaly_policy(problems, args.anomaly_policy)
+    for flag in args.beam_arg:
+        if not flag.startswith("--"):
+            problems.append(f"--beam-arg values must look like --name=value, got {flag!r}")
+    if not args.watch and (args.watch_interval is not None or args.max_runs):
+        problems.append("--watch-interval and --max-runs only apply with --watch")
+    if problems:
+        return None, problems
+    return CheckedInputs(span=span[0], span_files=span[1], anomaly_policy_json=policy), []
+
+
+def beam_args(args: argparse.Namespace) -> tuple[str, ...]:
+    """Beam pipeline args for the DirectRunner from the flags.
+
+    Beam's own default (in_memory, one worker) is passed as no args at all: with any Beam args,
+    TFX builds a source package of itself before every Beam component (about a second each),
+    which only remote runners need.
+    """
+    workers = args.beam_workers or (1 if args.beam_mode == "in_memory" else (os.cpu_count() or 1))
+    if args.beam_mode == "in_memory" and workers == 1 and not args.beam_arg:
+        return ()
+    return (
+        f"--direct_running_mode={args.beam_mode}",
+        f"--direct_num_workers={workers}",
+        *args.beam_arg,
+    )
+
+
+def serving_root(args: argparse.Namespace) -> pathlib.Path:
+    """The TF Serving model root: --serving-dir, or <output-dir>/serving."""
+    return (args.serving_dir or layout.OutputLayout(args.output_dir).serving_dir).resolve()
+
+
+def pipeline_config(
+    args: argparse.Namespace, checked: CheckedInputs, run_tuner: bool
+) -> config_lib.PipelineConfig:
+    """The local run's PipelineConfig from its flags."""
+    output = layout.OutputLayout(args.output_dir.resolve())
+    return config_lib.PipelineConfig(
+        pipeline_name=args.pipeline_name,
+        pipeline_root=str(output.pipeline_root),
+        data_root=str(args.data_root.resolve()),
+        serving_model_dir=str(serving_root(args) / args.model_name),
+        metadata_path=str(output.metadata_path),
+        schema_path=None if args.infer_schema else str(args.schema.resolve()),
+        module_fingerprint=config_lib.module_fingerprint(),
+        anomaly_policy_json=checked.anomaly_policy_json,
+        run_tuner=run_tuner,
+        beam_pipeline_args=beam_args(args),
+        training_window_spans=args.window_spans,
+        train_hash_buckets=args.split_buckets[0],
+        eval_hash_buckets=args.split_buckets[1],
+        enable_cache=not args.no_cache,
+        **settings.training_settings(args),
+    )
+
+
+def display(path: pathlib.Path) -> str:
+    """A path as the user would type it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(pathlib.Path.cwd()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def run_once(args: argparse.Namespace, checked: CheckedInputs) -> int:
+    """One pipeline run under the output directory's lock; returns the exit status."""
+    output = layout.OutputLayout(args.output_dir.resolve())
+    lock = OutputDirLock(output.root)
+    try:
+        lock.acquire()
+    except OutputDirLocked as error:
+        return print_problems([str(error)])
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    log_path = output.logs_dir / f"run-{stamp}.log"
+    print(f"Pipeline '{args.pipeline_name}': span {checked.span} of {display(args.data_root)}")
+    print(f"Full log: {display(log_path)}")
+
+    # TFT and Keras Tuner need tf.keras to be Keras 2 (tf_keras); set before TensorFlow loads.
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    started = time.monotonic()
+    from tfx_pipeline.reporting.console import RedirectedOutput
+
+    try:
+        with RedirectedOutput(str(log_path)) as redirected:
+            return _run_and_report(args, checked, redirected.console, output, log_path, started)
+    finally:
+        lock.release()
+
+
+def _run_and_report(
+    args: argparse.Namespace,
+    checked: CheckedInputs,
+    console: TextIO,
+    output: layout.OutputLayout,
+    log_path: pathlib.Path,
+    started: float,
+) -> int:
+    """Builds and runs the pipeline, printing progress, then the summary; the exit status."""
+    console.write("Loading TFX, TensorFlow and Beam...\n")
+    console.flush()
+    import logging
+
+    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+
+    from tfx_pipeline import metadata
+    from tfx_pipeline import pipeline as pipeline_lib
+    from tfx_pipeline.reporting import evaluation as evaluation_lib
+    from tfx_pipeline.reporting import run_summary
+    from tfx_pipeline.reporting.console import ComponentProgress
+
+    metadata_path = str(output.metadata_path)
+    if args.tune:
+        run_tuner = True
+    elif args.no_tune:
+        run_tuner = False
+    else:
+        run_tuner = not metadata.has_hyperparameters(metadata_path, args.pipeline_name)
+    config = pipeline_config(args, checked, run_tuner)
+    pipeline = pipeline_lib.create_pipeline(config)
+    node_ids = [component.id for component in pipeline.components]
+    tuning = f"search ({config.tuner_trials} trials)" if run_tuner else "reuse the latest search"
+    console.write(
+        f"Running {len(node_ids)} components (hyperparameters: {tuning}; cache "
+        f"{'on' if config.enable_cache else 'off'})\n"
+    )
+
+    def state_of(node_id: str) -> str:
+        store = metadata.open_store(metadata_path)
+        return metadata.latest_node_state(store, args.pipeline_name, node_id)
+
+    progress = ComponentProgress(console, state_of, node_ids)
+    logging.getLogger().addHandler(progress)
+    failure = None
+    try:
+        LocalDagRunner().run(pipeline)
+    except Exception as error:  # noqa: BLE001 - reported to the user below, traceback in the log
+        traceback.print_exc()
+        failed_node = progress.fail_running()
+        failure = (
+            f"{failed_node or 'the pipeline'} failed: {type(error).__name__}: {first_line(error)}"
+        )
+    finally:
+        logging.getLogger().removeHandler(progress)
+
+    console.write(f"\nSummary (run took {time.monotonic() - started:.0f} s)\n")
+    summary = run_summary.summarize_run(metadata_path, args.pipeline_name)
+    if summary is not None:
+        for line in run_summary.format_summary(summary):
+            console.write(line + "\n")
+        if summary.evaluation is not None and summary.evaluation.rows:
+            report_path = output.reports_dir / f"evaluation-{log_path.stem}.txt"
+            report_path.parent.mkdir(parents=True, exist_ok=True)
+            report_path.write_text(
+                evaluation_lib.evaluation_report(
+                    summary.run_id, summary.blessed, summary.evaluation
+                )
+            )
+            console.write(
+                f"Evaluation:      {display(report_path)} (every metric on every slice)\n"
+            )
+    console.write(f"Full log:        {display(log_path)}\n")
+    if failure:
+        console.write(f"\nFAILED: {failure}\n")
+        return EXIT_FAILED
+    if summary is not None and summary.blessed is False:
+        return EXIT_NOT_BLESSED
+    return EXIT_OK
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message, for the console."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
+def watch(args: argparse.Namespace, argv: list[str], runner: pathlib.Path) -> int:
+    """The `--watch` loop: reruns `runner` with the same flags (minus the watch flags)."""
+    from tfx_pipeline.operations import watch as watch_lib
+
+    return watch_lib.watch(
+        watch_lib.WatchSettings(
+            runner=runner,
+            argv=watch_lib.runner_argv(argv),
+            data_root=args.data_root,
+            output_dir=args.output_dir.resolve(),
+            model_dir=serving_root(args) / args.model_name,
+            interval_seconds=args.watch_interval or watch_lib.DEFAULT_INTERVAL_SECONDS,
+            max_runs=args.max_runs,
+        )
+    )
+
+
+def exit_now(code: int) -> None:
+    """Ends the process without the interpreter's teardown of TensorFlow and Beam.
+
+    By the time a run returns everything is on disk (MLMD commits each execution, the log and
+    the served model are closed); the teardown only frees memory, ~2.4 s after every run.
+    """
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
