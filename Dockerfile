@@ -22,9 +22,13 @@ COPY local_runner.py vertex_runner.py ./
 # The curated schema and data policy; vertex_runner.py points ImportSchemaGen at this copy.
 COPY data/schema/ data/schema/
 
-# The same lock file as `make setup`: TFX 1.16 declares Python <3.11, hence the flag.
-RUN pip install --no-cache-dir --ignore-requires-python -c constraints.txt . \
-    && pip check
+# The same installer and lock file as `make setup`: pip brings in uv at the version constraints.txt
+# pins, uv installs the project with every pin (TFX 1.16's Requires-Python <3.11 does not stop it)
+# and checks that the installed set is consistent. Bytecode is written now, since
+# PYTHONDONTWRITEBYTECODE keeps every container from writing it at start-up.
+RUN pip install --no-cache-dir -c constraints.txt uv \
+    && uv pip install --system --no-cache --compile-bytecode -c constraints.txt . \
+    && uv pip check --system
 
 # Dataflow starts workers through Beam's boot; Vertex AI overrides the command per step.
 ENTRYPOINT ["/opt/apache/beam/boot"]
