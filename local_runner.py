@@ -8,16 +8,17 @@ model and pushes a blessed model to a TF Serving model directory.
 import pathlib
 import sys
 
-from tfx_pipeline.problems import print_problems
+from tfx_pipeline.problems import ConfigProblems, print_problems
 from tfx_pipeline.runners import local
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = local.build_parser(description=__doc__).parse_args(argv)
-    checked, problems = local.check_inputs(args)
-    if problems:
-        return print_problems(problems)
+    try:
+        checked = local.check_inputs(args)
+    except ConfigProblems as problems:
+        return print_problems(problems.problems)
     if args.watch:
         return local.watch(args, argv, runner=pathlib.Path(__file__).resolve())
     return local.run_once(args, checked)

@@ -18,7 +18,7 @@ from typing import TextIO
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import inputs, layout
 from tfx_pipeline.operations.output_lock import OutputDirLock, OutputDirLocked
-from tfx_pipeline.problems import print_problems
+from tfx_pipeline.problems import print_problems, raise_if_any
 from tfx_pipeline.runners import settings
 from tfx_pipeline.runners.exit_codes import EPILOG, EXIT_FAILED, EXIT_NOT_BLESSED, EXIT_OK
 
@@ -164,12 +164,11 @@ class CheckedInputs:
     """What the input checks found: the span to ingest and the policy to apply."""
 
     span: int
-    span_files: list[pathlib.Path]
     anomaly_policy_json: str
 
 
-def check_inputs(args: argparse.Namespace) -> tuple[CheckedInputs | None, list[str]]:
-    """Every problem with the flags' files and combinations, so the user can fix them at once."""
+def check_inputs(args: argparse.Namespace) -> CheckedInputs:
+    """The flags' files and combinations checked; raises ConfigProblems naming every problem."""
     problems: list[str] = []
     span = settings.collect(problems, lambda: inputs.latest_span_files(args.data_root))
     if not args.infer_schema:
@@ -185,9 +184,8 @@ def check_inputs(args: argparse.Namespace) -> tuple[CheckedInputs | None, list[s
             problems.append(f"--beam-arg values must look like --name=value, got {flag!r}")
     if not args.watch and (args.watch_interval is not None or args.max_runs):
         problems.append("--watch-interval and --max-runs only apply with --watch")
-    if problems:
-        return None, problems
-    return CheckedInputs(span=span[0], span_files=span[1], anomaly_policy_json=policy), []
+    raise_if_any(problems)
+    return CheckedInputs(span=span[0], anomaly_policy_json=policy)
 
 
 def beam_args(args: argparse.Namespace) -> tuple[str, ...]:
