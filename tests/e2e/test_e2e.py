@@ -41,19 +41,27 @@ def workspace(tmp_path_factory):
     return root
 
 
-def run_pipeline(workspace, *extra):
-    command = [
+def runner_command(workspace, *flags):
+    """`local_runner.py` on the workspace's data/ and outputs/, as a user types it."""
+    return [
         sys.executable,
         str(REPO_ROOT / "local_runner.py"),
         "--data-root",
         str(workspace / "data"),
         "--output-dir",
         str(workspace / "outputs"),
-        *FAST_FLAGS,
-        *extra,
+        *flags,
     ]
-    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+
+
+def runner_env():
+    """A user's environment: without the TF_USE_LEGACY_KERAS the tests set for themselves."""
+    return {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+
+
+def run_pipeline(workspace, *extra):
+    command = runner_command(workspace, *FAST_FLAGS, *extra)
+    result = subprocess.run(command, capture_output=True, text=True, env=runner_env(), timeout=900)
     print(result.stdout, result.stderr)
     return result
 

@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -16,10 +15,11 @@ import pytest
 from tests.conftest import write_sample_spans
 from tests.e2e.test_e2e import (
     FAST_FLAGS,
-    REPO_ROOT,
     SAMPLE_ROWS,
     latest_run_states,
     run_pipeline,
+    runner_command,
+    runner_env,
     versions,
 )
 
@@ -33,14 +33,9 @@ def workspace(tmp_path):
 
 
 def test_sigkill_during_training_then_rerun(workspace):
-    command = [
-        sys.executable, str(REPO_ROOT / "local_runner.py"),
-        "--data-root", str(workspace / "data"), "--output-dir", str(workspace / "outputs"),
-        *FAST_FLAGS, "--train-steps", "20000", "--min-auc", "0.6",
-    ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    command = runner_command(workspace, *FAST_FLAGS, "--train-steps", "20000", "--min-auc", "0.6")
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=runner_env(),
         start_new_session=True,
     )  # fmt: skip
     seen = []

@@ -7,13 +7,11 @@ requests with tripled fares raise an alert naming fare, whose trigger the watch 
 (and says that without new data the model is unchanged); Ctrl-C ends the loop cleanly.
 """
 
-import os
 import pathlib
 import random
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -25,7 +23,7 @@ from serving.request_log import RequestLogSettings
 from serving.server import ModelServer
 from serving.versions import ModelSpec
 from tests.conftest import read_csv_rows, write_sample_spans
-from tests.e2e.test_e2e import FAST_FLAGS, REPO_ROOT, SAMPLE_ROWS
+from tests.e2e.test_e2e import FAST_FLAGS, SAMPLE_ROWS, runner_command, runner_env
 from tfx_pipeline.operations import monitor
 
 pytestmark = pytest.mark.e2e
@@ -49,13 +47,8 @@ class WatchProcess:
     """`local_runner.py --watch` as a user starts it, its console lines collected."""
 
     def __init__(self, workspace) -> None:
-        command = [
-            sys.executable,
-            str(REPO_ROOT / "local_runner.py"),
-            "--data-root",
-            str(workspace / "data"),
-            "--output-dir",
-            str(workspace / "outputs"),
+        command = runner_command(
+            workspace,
             *FAST_FLAGS,
             "--min-auc",
             "0.6",
@@ -64,10 +57,9 @@ class WatchProcess:
             "--watch",
             "--watch-interval",
             "1",
-        ]
-        env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+        )
         self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=runner_env()
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -146,19 +138,7 @@ def test_the_loop_serves_monitors_and_retrains_without_a_server_restart(loop, ca
     assert "span 2 -> ran the pipeline on span 2: pushed version " + str(first) in first_line
 
     # 2. While the loop watches, a plain run on the same output dir is refused at once.
-    plain = subprocess.run(
-        [
-            sys.executable,
-            str(REPO_ROOT / "local_runner.py"),
-            "--data-root",
-            str(workspace / "data"),
-            "--output-dir",
-            str(workspace / "outputs"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    plain = subprocess.run(runner_command(workspace), capture_output=True, text=True, timeout=120)
     assert plain.returncode == 2, plain.stdout + plain.stderr
     assert f"another pipeline run (process {watch.process.pid})" in plain.stderr
 
