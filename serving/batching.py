@@ -2,12 +2,15 @@
 
 Calls to the same model version and signature wait in a queue; a batch thread takes up to
 `max_batch_size` rows, or whatever arrived within `batch_timeout_micros` of the first call, runs
-the signature once on the concatenated inputs and hands every caller its own rows back.
+the signature once on the concatenated inputs and hands every caller its own rows back. When a
+merged call fails because of some caller's inputs, each caller is run on its own so one malformed
+request cannot fail the others (TF Serving's batching session has no such isolation).
 """
 
 import collections
 import concurrent.futures
 import dataclasses
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -15,6 +18,8 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from serving.errors import ServingError
+
+log = logging.getLogger(__name__)
 
 Inputs = Mapping[str, np.ndarray]
 Outputs = dict[str, np.ndarray]
@@ -60,12 +65,71 @@ def _rows(inputs: Inputs) -> int:
     return sizes.pop()
 
 
-class Batcher:
-    """Batches calls to one function `run(inputs) -> outputs` (one model version and signature)."""
+def _is_request_fault(error: BaseException) -> bool:
+    """Whether `error` blames the inputs, so in a merged call it may be another caller's fault.
 
-    def __init__(self, run: Callable[[Inputs], Outputs], parameters: BatchingParameters) -> None:
+    Only INVALID_ARGUMENT counts: `Servable.run` already turns what TensorFlow raises for bad inputs
+    (InvalidArgumentError, and the ValueError/TypeError of a failed conversion or binding) into
+    it. Anything else that reaches the batcher (RESOURCE_EXHAUSTED, UNAVAILABLE, a raw exception
+    from our own code) is not a request's fault: every caller would just fail again, one by one.
+    """
+    return isinstance(error, ServingError) and error.code == "INVALID_ARGUMENT"
+
+
+def _settle(
+    future: concurrent.futures.Future,
+    result: Outputs | None = None,
+    error: BaseException | None = None,
+) -> None:
+    """Resolves `future`, unless its caller already gave up on it (e.g. the client disconnected)."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except concurrent.futures.InvalidStateError:
+        # A cancelled future; raising here would kill the batch thread and stall its queue.
+        pass
+
+
+class Batcher:
+    """Batches calls to one function `run(inputs) -> outputs` (one model version and signature).
+
+    `run` must report inputs it cannot process as `ServingError` INVALID_ARGUMENT, as
+    `Servable.run` does. A merged call of n callers that fails that way is run again once per
+    caller, so each gets its own result or its own error: at most n extra calls, together about
+    what the same requests cost without batching. Bisecting would need only about 2 * log2(n)
+    calls for a single bad caller, but up to 2n - 2 when several are bad (as under a stream of
+    bad requests), its rounds run one after another on the batch thread, and rows that share a
+    half with a bad one are run again at every level.
+
+    Attributes:
+      isolated_failures: how many merged calls failed for a request fault and were rerun per
+        caller (to export as a counter).
+    """
+
+    def __init__(
+        self,
+        run: Callable[[Inputs], Outputs],
+        parameters: BatchingParameters,
+        *,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Starts the batch threads.
+
+        Args:
+          run: calls the model on inputs with a batch dimension; returns outputs row-aligned.
+          parameters: batch size, timeout, threads and queue bound.
+          on_batch: called as `on_batch(size_rows, tasks)` before every call of `run`, also the
+            per-caller reruns of a poisoned batch (as TF Serving's
+            /tensorflow/serving/batching_session/processed_batch_size histogram observes every
+            processed batch). It runs on a batch thread; keep it fast, its errors are logged.
+        """
         self._run = run
         self._parameters = parameters
+        self._on_batch = on_batch
+        self._isolated_failures = 0
+        self._counter_lock = threading.Lock()
         self._queue: collections.deque[_Task] = collections.deque()
         self._queued_rows = 0
         self._condition = threading.Condition()
@@ -101,6 +165,11 @@ class Batcher:
             self._queued_rows += rows
             self._condition.notify()
         return future
+
+    @property
+    def isolated_failures(self) -> int:
+        with self._counter_lock:
+            return self._isolated_failures
 
     def close(self) -> None:
         with self._condition:
@@ -161,16 +230,48 @@ class Batcher:
                 merged = group[0].inputs
             else:
                 merged = {k: np.concatenate([t.inputs[k] for t in group]) for k in group[0].inputs}
+            self._report_batch(sum(task.rows for task in group), len(group))
             outputs = self._run(merged)
         except BaseException as error:  # noqa: BLE001 - every caller must hear about the failure
-            for task in group:
-                task.future.set_exception(error)
+            if len(group) > 1 and _is_request_fault(error):
+                self._isolate(group)
+            else:
+                for task in group:
+                    _settle(task.future, error=error)
             return
+        self._hand_out(group, outputs)
+
+    def _isolate(self, group: list[_Task]) -> None:
+        """Runs each caller of a merged call that failed on its own, so a bad one fails alone."""
+        with self._counter_lock:
+            self._isolated_failures += 1
+        for task in group:
+            if task.future.cancelled():
+                continue
+            try:
+                self._report_batch(task.rows, 1)
+                outputs = self._run(task.inputs)
+            except BaseException as error:  # noqa: BLE001 - this caller must hear about it
+                _settle(task.future, error=error)
+                continue
+            self._hand_out([task], outputs)
+
+    def _hand_out(self, group: list[_Task], outputs: Outputs) -> None:
         start = 0
         for task in group:
             end = start + task.rows
             try:
-                task.future.set_result({k: v[start:end] for k, v in outputs.items()})
+                rows = {k: v[start:end] for k, v in outputs.items()}
             except Exception as error:  # noqa: BLE001
-                task.future.set_exception(error)
+                _settle(task.future, error=error)
+            else:
+                _settle(task.future, result=rows)
             start = end
+
+    def _report_batch(self, size_rows: int, tasks: int) -> None:
+        if self._on_batch is None:
+            return
+        try:
+            self._on_batch(size_rows, tasks)
+        except Exception:  # noqa: BLE001 - a metrics hook must not fail the predictions
+            log.exception("on_batch callback failed for a batch of %d rows", size_rows)
