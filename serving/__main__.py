@@ -109,20 +109,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="requests waiting for the log writer; beyond this they are dropped from the log "
         "and counted (default: %(default)s)",
     )
+    request_log.add_argument(
+        "--request_log_file_mode",
+        default="0600",
+        help="permissions of the log files, which hold raw features: octal, e.g. 0640 lets the "
+        "group read them; set exactly, whatever the umask (default: %(default)s)",
+    )
     return parser
 
 
 def request_log_settings(args: argparse.Namespace):
-    """The request log flags as RequestLogSettings (None when no folder is given)."""
-    from serving.request_log import RequestLogSettings
+    """The request log flags as RequestLogSettings (None when no folder is given).
 
-    settings = RequestLogSettings(
-        directory=os.path.abspath(args.request_log_dir) if args.request_log_dir else None,
-        sampling_rate=args.request_log_sampling_rate,
-        max_file_bytes=args.request_log_max_file_bytes,
-        max_file_seconds=args.request_log_max_file_seconds,
-        queue_size=args.request_log_queue_size,
-    )
+    Raises ValueError naming every bad request log flag at once.
+    """
+    from serving.request_log import DEFAULT_FILE_MODE, RequestLogSettings, parse_file_mode
+
+    problems = []
+    try:
+        file_mode = parse_file_mode(args.request_log_file_mode)
+    except ValueError as error:
+        problems.append(str(error))
+        file_mode = DEFAULT_FILE_MODE  # still checks the other flags
+    try:
+        settings = RequestLogSettings(
+            directory=os.path.abspath(args.request_log_dir) if args.request_log_dir else None,
+            sampling_rate=args.request_log_sampling_rate,
+            max_file_bytes=args.request_log_max_file_bytes,
+            max_file_seconds=args.request_log_max_file_seconds,
+            queue_size=args.request_log_queue_size,
+            file_mode=file_mode,
+        )
+    except ValueError as error:
+        problems.append(str(error))
+    if problems:
+        raise ValueError("; ".join(problems))
     return settings if args.request_log_dir else None
 
 

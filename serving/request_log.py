@@ -5,8 +5,11 @@ reserved `__log_` prefix (model name, version, signature, time, every output), s
 compute statistics over the features alone. The request path only samples and puts the request
 on a bounded queue; one background thread turns requests into records and does all file IO.
 Files are written under a hidden name and renamed into place when complete (by size or age), so
-a reader that lists `*.tfrecord` never sees a half-written file. A full disk, an unwritable
-folder or a full queue drops the record, counts it and reports it; it never fails a request.
+a reader that lists `*.tfrecord` never sees a half-written file. Files hold raw features, so
+they are created with --request_log_file_mode (0600 unless set), whatever the umask. A request
+counts as logged only once its file is complete and renamed into place. A full disk, an
+unwritable folder, a file that cannot be completed or a full queue drops the record, counts it
+and reports it; it never fails a request.
 """
 
 import dataclasses
@@ -15,11 +18,13 @@ import math
 import os
 import queue
 import random
+import re
 import struct
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from typing import BinaryIO
 
 import google_crc32c
 import numpy as np
@@ -45,8 +50,24 @@ MISSING_INT = -1
 LOGGED = "logged"
 DROPPED_QUEUE_FULL = "dropped_queue_full"
 DROPPED_WRITE_ERROR = "dropped_write_error"
+# Written, but its file could not be closed or renamed into place, so no reader will see it.
+DROPPED_COMPLETE_ERROR = "dropped_complete_error"
 DROPPED_UNLOGGABLE = "dropped_unloggable"
 ERROR_REPORT_SECONDS = 60.0
+# Log files hold raw features: readable by the server's user only, unless the flag says otherwise.
+DEFAULT_FILE_MODE = 0o600
+FILE_MODE_TEXT = re.compile(r"(?:0o)?([0-7]{1,4})")
+
+
+def parse_file_mode(text: str) -> int:
+    """--request_log_file_mode's octal text (`0640`, `640` or `0o640`) as a number."""
+    match = FILE_MODE_TEXT.fullmatch(text.strip())
+    if not match:
+        raise ValueError(
+            f"--request_log_file_mode must be an octal permission mode such as 0600 or 0640, "
+            f"got {text!r}"
+        )
+    return int(match.group(1), 8)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +79,7 @@ class RequestLogSettings:
     max_file_bytes: int = 64 * 1024 * 1024
     max_file_seconds: float = 300.0
     queue_size: int = 10000
+    file_mode: int = DEFAULT_FILE_MODE
 
     def __post_init__(self) -> None:
         # Named as the flags that set them (python -m serving).
@@ -76,8 +98,23 @@ class RequestLogSettings:
             )
         if self.queue_size < 1:
             problems.append(f"--request_log_queue_size must be positive, got {self.queue_size}")
+        problems.extend(_file_mode_problems(self.file_mode))
         if problems:
             raise ValueError("; ".join(problems))
+
+
+def _file_mode_problems(mode: int) -> list[str]:
+    flag = f"--request_log_file_mode (got {mode:04o})"
+    if not 0 <= mode <= 0o777:
+        return [f"{flag} takes permission bits only (0000-0777, no setuid, setgid or sticky bit)"]
+    problems = []
+    if mode & 0o600 != 0o600:
+        problems.append(
+            f"{flag} must let the server's user read and write the files (0600 at least)"
+        )
+    if mode & 0o002:
+        problems.append(f"{flag} must not let every user write the files (anyone could forge rows)")
+    return problems
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,7 +242,7 @@ def tfrecord_frame(record: bytes) -> bytes:
 class _OpenFile:
     """The file being written for one target, under a hidden name until it is complete."""
 
-    def __init__(self, target: LogTarget, sequence: int) -> None:
+    def __init__(self, target: LogTarget, sequence: int, file_mode: int) -> None:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         # The random part keeps two loggers (two servers, one restarted) from sharing a name.
         unique = f"{os.getpid()}-{uuid.uuid4().hex[:6]}-{sequence:05d}"
@@ -213,10 +250,12 @@ class _OpenFile:
         self.final_path = os.path.join(target.directory, name)
         self.writing_path = os.path.join(target.directory, f".{name}{WRITING_SUFFIX}")
         os.makedirs(target.directory, exist_ok=True)
-        self.handle = open(self.writing_path, "wb")  # noqa: SIM115 - closed by finish()
+        self.handle = _create_private(self.writing_path, file_mode)
         self.opened = time.monotonic()
         self.size = 0
         self.records = 0
+        # Requests written to this file by model: counted as logged only once it is complete.
+        self.requests: dict[str, int] = {}
 
     def write(self, frames: bytes) -> None:
         try:
@@ -236,6 +275,21 @@ class _OpenFile:
             return None
         os.rename(self.writing_path, self.final_path)
         return self.final_path
+
+
+def _create_private(path: str, file_mode: int) -> BinaryIO:
+    """Creates `path` (never an existing file or symlink) with exactly `file_mode`, for writing.
+
+    The mode is given at creation, so the file is never more open than asked; the umask can
+    only narrow it, which fchmod then undoes. rename() keeps the mode for the final name.
+    """
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, file_mode)
+    try:
+        os.fchmod(descriptor, file_mode)
+        return os.fdopen(descriptor, "wb")
+    except BaseException:
+        os.close(descriptor)
+        raise
 
 
 @dataclasses.dataclass
@@ -259,7 +313,8 @@ class RequestLogger:
       settings: folder, sampling rate, rotation and queue size.
       model_logging: per-model logging_config from a TF Serving model config file.
       count: called with (model name, outcome) for every sampled request; outcome is one of
-        LOGGED, DROPPED_QUEUE_FULL, DROPPED_WRITE_ERROR, DROPPED_UNLOGGABLE.
+        LOGGED (once its file is complete), DROPPED_QUEUE_FULL, DROPPED_WRITE_ERROR,
+        DROPPED_COMPLETE_ERROR, DROPPED_UNLOGGABLE.
     """
 
     def __init__(
@@ -317,11 +372,12 @@ class RequestLogger:
         with self._counts_lock:
             return dict(self._counts)
 
-    def _count(self, model: str, outcome: str) -> None:
+    def _count(self, model: str, outcome: str, requests: int = 1) -> None:
         with self._counts_lock:
-            self._counts[(model, outcome)] = self._counts.get((model, outcome), 0) + 1
+            self._counts[(model, outcome)] = self._counts.get((model, outcome), 0) + requests
         if self._count_hook is not None:
-            self._count_hook(model, outcome)
+            for _ in range(requests):
+                self._count_hook(model, outcome)
 
     def submit(
         self,
@@ -390,7 +446,9 @@ class RequestLogger:
             current = self._files.get(request.target)
             if current is None:
                 self._sequence += 1
-                current = self._files[request.target] = _OpenFile(request.target, self._sequence)
+                current = self._files[request.target] = _OpenFile(
+                    request.target, self._sequence, self.settings.file_mode
+                )
             current.write(frames)
         except OSError as error:
             self._count(request.model, DROPPED_WRITE_ERROR)
@@ -403,7 +461,7 @@ class RequestLogger:
                 self._finish(request.target)
             return
         current.records += len(records)
-        self._count(request.model, LOGGED)
+        current.requests[request.model] = current.requests.get(request.model, 0) + 1
         if current.size >= self.settings.max_file_bytes:
             self._finish(request.target)
 
@@ -414,15 +472,24 @@ class RequestLogger:
                 self._finish(target)
 
     def _finish(self, target: LogTarget) -> None:
+        """Completes a file; only then do its requests count as logged."""
         open_file = self._files.pop(target)
         try:
             path = open_file.finish()
         except OSError as error:
-            self._report_error(
-                f"cannot complete request log file {open_file.writing_path}: "
-                f"{error.strerror or error}"
+            for model, requests in sorted(open_file.requests.items()):
+                self._count(model, DROPPED_COMPLETE_ERROR, requests)
+            # Rare (once per file at most) and the only trace of the lost rows: always logged.
+            log.error(
+                "cannot complete request log file %s (%s): its %d requests are not logged; "
+                "what was written stays under that hidden name, which readers skip",
+                open_file.writing_path,
+                error.strerror or error,
+                sum(open_file.requests.values()),
             )
             return
+        for model, requests in sorted(open_file.requests.items()):
+            self._count(model, LOGGED, requests)
         if path is not None:
             self.completed_files.append(path)
 
@@ -442,8 +509,10 @@ def _writable_problem(directory: str) -> str | None:
     """Why `directory` cannot hold log files, or None."""
     try:
         os.makedirs(directory, exist_ok=True)
-        probe = os.path.join(directory, f".probe-{os.getpid()}{WRITING_SUFFIX}")
-        with open(probe, "wb"):
+        probe = os.path.join(
+            directory, f".probe-{os.getpid()}-{uuid.uuid4().hex[:6]}{WRITING_SUFFIX}"
+        )
+        with _create_private(probe, DEFAULT_FILE_MODE):
             pass
         os.remove(probe)
     except OSError as error:

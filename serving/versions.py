@@ -5,12 +5,26 @@ poll lists them, applies the model's version policy (latest N, all, or specific 
 wanted versions that are not loaded yet and only then retires the ones no longer wanted, so a
 request always finds a fully loaded version. A version that fails to load is logged and marked
 with its error; it is retried only when its files change, and never served.
+
+Where this differs from TF Serving 2.16.1 (sources/storage_path/file_system_storage_path_source.cc):
+- Each model is polled on its own. TF Serving stops the whole poll at the first base path it
+  cannot list (PollFileSystemForConfig returns on the first error), so a base path that is a
+  file freezes every other model too; here the others keep polling, and the broken model keeps
+  its loaded versions (as TF Serving does for a base path it cannot find).
+- TF Serving aspires every child whose name parses as an integer (Env::GetChildren does not look
+  at the type) and lets the load fail for a file or a dangling symlink; here those are skipped.
+  Every skipped child is logged once, with the reason, not on every poll.
+- A symlink to a folder is a version, as in TF Serving, whose loader opens the path and so
+  follows the link, wherever it points. Following it grants nothing new: whoever can create the
+  link in the base path can as well copy any model there. Each such link is logged once with
+  the folder it resolves to.
 """
 
 import dataclasses
 import enum
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -79,17 +93,81 @@ class LoadedVersion:
     servable: Any
 
 
-def version_folders(base_path: str) -> dict[int, str]:
-    """Integer-named sub-folders of `base_path` (other names are ignored, as TF Serving does)."""
+# ASCII digits only: str.isdigit() also accepts digits such as "²" that int() refuses.
+VERSION_NAME = re.compile(r"[0-9]+")
+# TF Serving parses version names as int64 (strings::safe_strto64).
+MAX_VERSION = 2**63 - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class BasePathListing:
+    """One listing of a base path.
+
+    Attributes:
+      versions: version number -> folder to load (a symlink to a folder counts).
+      skipped: name -> why that child is not a version.
+      symlinks: version number -> the folder its symlink resolves to.
+    """
+
+    versions: dict[int, str]
+    skipped: dict[str, str]
+    symlinks: dict[int, str]
+
+
+def _why_not_a_version(entry: os.DirEntry) -> str | None:
+    """Why this child of a base path is not a version folder, or None when it is one."""
+    if not VERSION_NAME.fullmatch(entry.name):
+        return "its name is not a version number"
+    if int(entry.name) > MAX_VERSION:
+        return "its number is beyond int64, which TF Serving cannot parse"
     try:
-        entries = list(os.scandir(base_path))
+        if entry.is_dir():  # follows a symlink, as TF Serving's loader does
+            return None
+    except OSError as error:  # e.g. a symlink loop
+        return f"it cannot be read ({error.strerror or error})"
+    if entry.is_symlink():
+        target = os.readlink(entry.path)
+        if not os.path.exists(entry.path):
+            return f"it is a dangling symlink (to {target})"
+        return f"it is a symlink to a file ({target}), not a folder"
+    return "it is a file, not a folder"
+
+
+def list_base_path(base_path: str) -> BasePathListing:
+    """The version folders of `base_path` and why every other child is not one.
+
+    Raises OSError (or ValueError for an impossible path) when `base_path` cannot be listed:
+    missing, a file, unreadable.
+    """
+    versions: dict[int, str] = {}
+    names: dict[int, str] = {}
+    skipped: dict[str, str] = {}
+    symlinks: dict[int, str] = {}
+    with os.scandir(base_path) as scan:
+        entries = sorted(scan, key=lambda entry: entry.name)
+    for entry in entries:
+        reason = _why_not_a_version(entry)
+        if reason is not None:
+            skipped[entry.name] = reason
+            continue
+        version = int(entry.name)
+        if version in names:
+            # "7" and "007": TF Serving warns and serves one of them, the last it lists.
+            skipped[names[version]] = f"{entry.name} names the same version and is served instead"
+            symlinks.pop(version, None)
+        versions[version] = entry.path
+        names[version] = entry.name
+        if entry.is_symlink():
+            symlinks[version] = os.path.realpath(entry.path)
+    return BasePathListing(versions, skipped, symlinks)
+
+
+def version_folders(base_path: str) -> dict[int, str]:
+    """Integer-named sub-folders of `base_path`, symlinks to folders included ({} if missing)."""
+    try:
+        return list_base_path(base_path).versions
     except FileNotFoundError:
         return {}
-    return {
-        int(entry.name): entry.path
-        for entry in entries
-        if entry.name.isdigit() and entry.is_dir(follow_symlinks=False)
-    }
 
 
 def folder_signature(path: str) -> tuple[tuple[str, int, int], ...]:
@@ -133,6 +211,10 @@ class ModelManager:
         self._loaded: dict[str, dict[int, LoadedVersion]] = {name: {} for name in self._specs}
         self._status: dict[str, dict[int, VersionStatus]] = {name: {} for name in self._specs}
         self._failed: dict[tuple[str, int], tuple] = {}
+        # What was last logged per model, so that a poll every second logs a problem once.
+        self._poll_problems: dict[str, str] = {}
+        self._skipped: dict[str, dict[str, str]] = {name: {} for name in self._specs}
+        self._symlinks: dict[str, dict[int, str]] = {name: {} for name in self._specs}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -158,29 +240,94 @@ class ModelManager:
             self._thread.join(timeout=30)
 
     def _poll_forever(self) -> None:
+        last_problem = None
         while not self._stop.wait(self._poll_seconds):
             try:
                 self.poll()
-            except Exception:  # noqa: BLE001 - the poller must survive anything a disk can do
-                log.exception("polling the model base paths failed; retrying next poll")
+                last_problem = None
+            except Exception as error:  # noqa: BLE001 - the poller must survive anything
+                if repr(error) != last_problem:
+                    log.exception("polling the models failed; retrying every poll")
+                last_problem = repr(error)
 
     def poll(self) -> None:
-        """One pass over every model: load new wanted versions, then retire unwanted ones."""
+        """One pass over every model: load new wanted versions, then retire unwanted ones.
+
+        Models are polled one by one: a model whose base path cannot be listed, or whose poll
+        fails in any other way, keeps its loaded versions and does not hold the others back.
+        """
         with self._poll_lock:
             changed = False
             for spec in self._specs.values():
-                changed |= self._poll_model(spec)
+                before = self.loaded_versions(spec.name)
+                try:
+                    self._poll_model(spec)
+                except Exception as error:  # noqa: BLE001 - one model must not stop the others
+                    self._report_poll_problem(spec, error)
+                else:
+                    self._clear_poll_problem(spec)
+                changed |= self.loaded_versions(spec.name) != before
             if changed and self._on_change is not None:
                 self._on_change()
 
-    def _poll_model(self, spec: ModelSpec) -> bool:
-        on_disk = version_folders(spec.base_path)
+    def _report_poll_problem(self, spec: ModelSpec, error: Exception) -> None:
+        """Logs why `spec` cannot be polled, once per distinct reason."""
+        reason = f"{type(error).__name__}: {error}"
+        if self._poll_problems.get(spec.name) == reason:
+            return
+        self._poll_problems[spec.name] = reason
+        loaded = self.loaded_versions(spec.name)
+        log.log(
+            logging.WARNING if isinstance(error, FileNotFoundError) else logging.ERROR,
+            "Cannot poll servable %s at base path %s (%s); %s. Other models are polled as "
+            "usual; retrying every poll, logged again only if the reason changes",
+            spec.name,
+            spec.base_path,
+            reason,
+            f"its loaded versions {loaded} keep serving" if loaded else "no version is loaded",
+            exc_info=not isinstance(error, OSError),  # anything else is a bug: show where
+        )
+
+    def _clear_poll_problem(self, spec: ModelSpec) -> None:
+        if self._poll_problems.pop(spec.name, None) is not None:
+            log.info("Polling servable %s at base path %s works again", spec.name, spec.base_path)
+
+    def _report_listing(self, spec: ModelSpec, listing: BasePathListing) -> None:
+        """Logs each skipped child and each symlinked version once (again only if it changes)."""
+        known_skipped = self._skipped[spec.name]
+        for name, reason in sorted(listing.skipped.items()):
+            if known_skipped.get(name) != reason:
+                # An integer name is likely meant as a version; other names are expected
+                # (staging folders, rolled-back versions, the rollback log).
+                log.log(
+                    logging.WARNING if VERSION_NAME.fullmatch(name) else logging.INFO,
+                    "Servable %s: not serving %s: %s",
+                    spec.name,
+                    os.path.join(spec.base_path, name),
+                    reason,
+                )
+        self._skipped[spec.name] = dict(listing.skipped)
+        known_symlinks = self._symlinks[spec.name]
+        for version, target in sorted(listing.symlinks.items()):
+            if known_symlinks.get(version) != target:
+                log.info(
+                    "Servable %s: version %d is a symlink to %s; it is served from there, as TF "
+                    "Serving does",
+                    spec.name,
+                    version,
+                    target,
+                )
+        self._symlinks[spec.name] = dict(listing.symlinks)
+
+    def _poll_model(self, spec: ModelSpec) -> None:
+        listing = list_base_path(spec.base_path)
+        self._report_listing(spec, listing)
+        on_disk = listing.versions
         wanted = spec.wanted(on_disk)
         with self._lock:
             loaded = set(self._loaded[spec.name])
-        changed = False
         for version in sorted(wanted - loaded, reverse=True):
-            changed |= self._load(spec, version, on_disk[version])
+            self._load(spec, version, on_disk[version])
         with self._lock:
             now_loaded = set(self._loaded[spec.name])
         # Retire old versions only when at least one wanted version serves, so that a broken
@@ -188,18 +335,15 @@ class ModelManager:
         if now_loaded & wanted:
             for version in sorted(now_loaded - wanted):
                 self._unload(spec.name, version)
-                changed = True
         elif not wanted:
             for version in sorted(now_loaded):
                 self._unload(spec.name, version)
-                changed = True
-        return changed
 
-    def _load(self, spec: ModelSpec, version: int, path: str) -> bool:
+    def _load(self, spec: ModelSpec, version: int, path: str) -> None:
         key = (spec.name, version)
         signature = folder_signature(path)
         if self._failed.get(key) == signature:
-            return False  # already failed with exactly these files; wait until they change
+            return  # already failed with exactly these files; wait until they change
         with self._lock:
             self._status[spec.name][version] = VersionStatus(version, State.LOADING)
         started = time.monotonic()
@@ -213,7 +357,7 @@ class ModelManager:
                 self._status[spec.name][version] = VersionStatus(
                     version, State.END, error_code="UNKNOWN", error_message=message
                 )
-            return False
+            return
         self._failed.pop(key, None)
         with self._lock:
             self._loaded[spec.name][version] = LoadedVersion(spec.name, version, path, servable)
@@ -224,7 +368,6 @@ class ModelManager:
             version,
             time.monotonic() - started,
         )
-        return True
 
     def _unload(self, name: str, version: int) -> None:
         with self._lock:

@@ -1,8 +1,10 @@
 """Request logging: what is logged, that nothing sampled is lost, and that it never hurts a request."""
 
 import json
+import logging
 import math
 import os
+import stat
 import threading
 import time
 
@@ -11,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from serving import request_log
+from serving.__main__ import build_parser, request_log_settings
 from serving.__main__ import main as serving_main
 from serving.client import ServingClient
 from serving.config import load_config_file
@@ -30,6 +33,25 @@ def read_log(directory) -> list[tf.train.Example]:
     if not paths:
         return []
     return [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(paths)]
+
+
+def writing_file(directory, larger_than: int = 0) -> str:
+    """The hidden file being written, once more than `larger_than` bytes are in it."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for name in os.listdir(directory):
+            path = os.path.join(directory, name)
+            if name.endswith(request_log.WRITING_SUFFIX) and os.path.getsize(path) > larger_than:
+                return path
+        time.sleep(0.01)
+    raise AssertionError(f"nothing was written to {directory}")
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+ROW = {"x": np.array([[1.0, 2.0]], np.float32)}
 
 
 def values(example: tf.train.Example, key: str) -> list:
@@ -179,8 +201,7 @@ def test_a_write_error_keeps_the_records_already_written(tmp_path):
     logger.start(["tiny"])
     row = {"x": np.array([[1.0, 2.0]], np.float32)}
     logger.submit("tiny", 1, "serving_default", row, {"y": np.array([3.0])})
-    while not logger.counts():
-        time.sleep(0.01)
+    writing_file(tmp_path)
     (open_file,) = logger._files.values()  # noqa: SLF001 - simulate the disk filling up
     open_file.handle.close()
     open_file.handle = open(os.devnull, "rb")  # noqa: SIM115 - writes now fail with EBADF
@@ -229,6 +250,11 @@ def test_model_config_logging_config_sets_rate_and_file_prefix(model_root, tmp_p
         (["--request_log_sampling_rate", "1.5"], "--request_log_sampling_rate must be within"),
         (["--request_log_max_file_bytes", "0"], "--request_log_max_file_bytes must be positive"),
         (["--request_log_queue_size", "-1"], "--request_log_queue_size must be positive"),
+        (["--request_log_file_mode", "rw-r-----"], "--request_log_file_mode must be an octal"),
+        (["--request_log_file_mode", "0648"], "--request_log_file_mode must be an octal"),
+        (["--request_log_file_mode", "4600"], "--request_log_file_mode (got 4600) takes perm"),
+        (["--request_log_file_mode", "0440"], "(got 0440) must let the server's user read and"),
+        (["--request_log_file_mode", "0666"], "(got 0666) must not let every user write"),
     ],
 )
 def test_bad_request_log_flags_exit_2_naming_the_flag(flags, message, tmp_path, capsys):
@@ -264,3 +290,65 @@ def test_log_records_decode_with_tfdv_statistics(tiny_spec, tmp_path):
     by_name = {f.path.step[0]: f for f in dataset.features}
     assert math.isclose(by_name["a"].num_stats.mean, 3.0)
     assert json.dumps(sorted(by_name)).count(request_log.METADATA_PREFIX) >= 4
+
+
+def test_every_bad_request_log_flag_is_named_at_once(tmp_path, capsys):
+    argv = ["--model_base_path", str(tmp_path), "--request_log_dir", str(tmp_path)]
+    flags = ["--request_log_file_mode", "640x", "--request_log_queue_size", "0"]
+    assert serving_main([*argv, *flags]) == 2
+    error = capsys.readouterr().err
+    assert "--request_log_file_mode must be an octal" in error
+    assert "--request_log_queue_size must be positive" in error
+
+
+def test_request_log_file_mode_flag_sets_the_mode(tmp_path):
+    flags = ["--request_log_dir", str(tmp_path)]
+    assert request_log_settings(build_parser().parse_args(flags)).file_mode == 0o600
+    for text in ("0640", "640", "0o640"):
+        args = build_parser().parse_args([*flags, "--request_log_file_mode", text])
+        assert request_log_settings(args).file_mode == 0o640, text
+
+
+@pytest.mark.parametrize(
+    "file_mode, umask",
+    [(None, 0o000), (None, 0o022), (0o640, 0o000), (0o640, 0o077)],
+    ids=["default-umask000", "default-umask022", "0640-umask000", "0640-umask077"],
+)
+def test_log_files_get_exactly_the_file_mode_whatever_the_umask(file_mode, umask, tmp_path):
+    expected = 0o600 if file_mode is None else file_mode
+    options = {} if file_mode is None else {"file_mode": file_mode}
+    previous_umask = os.umask(umask)
+    try:
+        logger = RequestLogger(RequestLogSettings(directory=str(tmp_path), **options))
+        logger.start(["tiny"])
+        logger.submit("tiny", 1, "serving_default", ROW, {})
+        assert mode(writing_file(tmp_path)) == expected
+        logger.close()
+    finally:
+        os.umask(previous_umask)
+    (completed,) = logger.completed_files
+    assert mode(completed) == expected
+    assert len(read_log(tmp_path)) == 1
+
+
+def test_a_file_that_cannot_be_renamed_into_place_is_not_counted_as_logged(tmp_path, caplog):
+    counted = []
+    settings = RequestLogSettings(directory=str(tmp_path))
+    logger = RequestLogger(settings, count=lambda model, outcome: counted.append(outcome))
+    logger.start(["tiny"])
+    logger.submit("tiny", 1, "serving_default", ROW, {})
+    size = os.path.getsize(writing_file(tmp_path))
+    logger.submit("tiny", 1, "serving_default", ROW, {})
+    writing = writing_file(tmp_path, larger_than=size)
+    assert logger.counts() == {}, "written is not logged until the file is complete"
+    # A folder where the final name goes: rename() fails, as it would on a failing disk.
+    final = os.path.join(tmp_path, os.path.basename(writing)[1 : -len(request_log.WRITING_SUFFIX)])
+    os.makedirs(os.path.join(final, "occupied"))
+    logger.close()
+    assert logger.counts() == {("tiny", request_log.DROPPED_COMPLETE_ERROR): 2}
+    assert counted == [request_log.DROPPED_COMPLETE_ERROR] * 2
+    assert logger.completed_files == []
+    (reported,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert f"cannot complete request log file {writing}" in reported
+    assert "its 2 requests are not logged" in reported
+    assert os.path.getsize(writing) > size, "the rows written are kept under the hidden name"
