@@ -1,4 +1,5 @@
-"""`python -m serving`: serve the pushed models over TF Serving's REST API on 127.0.0.1:8501.
+"""`python -m serving`: serve the pushed models over TF Serving's gRPC API on 127.0.0.1:8500 and
+its REST API on 127.0.0.1:8501.
 
 Flags keep tensorflow_model_server's names where it has them, so one command line and one
 models.config work with both servers.
@@ -49,21 +50,55 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="how often base paths are checked for new versions; 0 checks only at start (default: 1)",
     )
-    http = parser.add_argument_group("HTTP")
-    http.add_argument(
+    network = parser.add_argument_group("network")
+    network.add_argument(
         "--host",
         default="127.0.0.1",
         help="address to bind (default: %(default)s; 0.0.0.0 exposes the server to the network)",
     )
-    http.add_argument("--rest_api_port", type=int, default=8501, help="default: %(default)s")
+    network.add_argument(
+        "--max_request_bytes",
+        type=int,
+        default=16 * 1024 * 1024,
+        help="larger request bodies and gRPC messages are refused (default: 16 MiB)",
+    )
+    grpc = parser.add_argument_group("gRPC (as tensorflow_model_server)")
+    grpc.add_argument(
+        "--port",
+        type=int,
+        default=8500,
+        help="gRPC port; 0 serves gRPC only on --grpc_socket_path (default: %(default)s)",
+    )
+    grpc.add_argument("--grpc_socket_path", help="also serve gRPC on this UNIX socket")
+    grpc.add_argument(
+        "--grpc_max_threads",
+        type=int,
+        default=32,
+        help="threads answering gRPC calls; with batching, at most this many calls wait "
+        "for a batch at once (default: %(default)s)",
+    )
+    http = parser.add_argument_group("HTTP/REST")
+    http.add_argument(
+        "--rest_api_port",
+        type=int,
+        default=8501,
+        help="REST port; 0 serves no REST API, as tensorflow_model_server (default: %(default)s)",
+    )
     http.add_argument(
         "--rest_api_num_threads", type=int, default=8, help="worker threads (default: %(default)s)"
     )
     http.add_argument(
-        "--max_request_bytes",
+        "--rest_api_timeout_in_ms",
         type=int,
-        default=16 * 1024 * 1024,
-        help="larger request bodies are refused (default: 16 MiB)",
+        default=30000,
+        help="a REST call still unanswered after this long gets 504 DEADLINE_EXCEEDED "
+        "(default: %(default)s)",
+    )
+    http.add_argument(
+        "--rest_api_max_connections",
+        type=int,
+        default=1000,
+        help="open HTTP connections beyond this are closed at once (default: %(default)s)",
     )
     http.add_argument("--no_access_log", action="store_true", help="do not log every request")
     batching = parser.add_argument_group("batching (as tensorflow_model_server)")
@@ -178,33 +213,51 @@ def read_batching_parameters(path: str):
     return BatchingParameters(**values)
 
 
+def usage_problems(args: argparse.Namespace) -> list[str]:
+    """Every problem with the flags themselves, to report together before anything loads."""
+    problems = []
+    if args.batching_parameters_file and not args.enable_batching:
+        problems.append(
+            "--batching_parameters_file is set without --enable_batching "
+            "(tensorflow_model_server refuses this too)"
+        )
+    for name in ("port", "rest_api_port"):
+        if not 0 <= getattr(args, name) <= 65535:
+            problems.append(f"--{name} must be a port number (0-65535)")
+    if args.port == 0 and not args.grpc_socket_path:
+        problems.append(
+            "--port 0 needs --grpc_socket_path (tensorflow_model_server always serves gRPC)"
+        )
+    if args.port and args.port == args.rest_api_port:
+        problems.append(f"--port and --rest_api_port are both {args.port}")
+    for name in (
+        "rest_api_num_threads",
+        "max_request_bytes",
+        "grpc_max_threads",
+        "rest_api_timeout_in_ms",
+        "rest_api_max_connections",
+    ):
+        if getattr(args, name) < 1:
+            problems.append(f"--{name} must be positive")
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if args.batching_parameters_file and not args.enable_batching:
-        print(
-            "error: --batching_parameters_file is set without --enable_batching "
-            "(tensorflow_model_server refuses this too)",
-            file=sys.stderr,
-        )
-        return 2
-    for name in ("rest_api_port",):
-        if not 0 <= getattr(args, name) <= 65535:
-            print(f"error: --{name} must be a port number (0-65535)", file=sys.stderr)
-            return 2
-    if args.rest_api_num_threads < 1 or args.max_request_bytes < 1:
-        print(
-            "error: --rest_api_num_threads and --max_request_bytes must be positive",
-            file=sys.stderr,
-        )
+    problems = usage_problems(args)
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
         return 2
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from serving import config
     from serving.app import ServerSettings
     from serving.batching import BatchingParameters
+    from serving.grpc_api import GrpcSettings
     from serving.server import ModelServer
 
     try:
@@ -235,16 +288,24 @@ def main(argv: list[str] | None = None) -> int:
         max_request_bytes=args.max_request_bytes,
         num_threads=args.rest_api_num_threads,
         batching=batching,
+        request_timeout_seconds=args.rest_api_timeout_in_ms / 1000,
+        max_connections=args.rest_api_max_connections,
+    )
+    grpc_settings = GrpcSettings(
+        max_message_bytes=args.max_request_bytes, max_threads=args.grpc_max_threads
     )
     try:
         server = ModelServer(
             specs,
             host=args.host,
-            port=args.rest_api_port,
+            port=args.rest_api_port or None,
             settings=settings,
             poll_seconds=args.file_system_poll_wait_seconds,
             access_log=not args.no_access_log,
             request_log=request_log,
+            grpc_port=args.port or None,
+            grpc_settings=grpc_settings,
+            grpc_socket_path=args.grpc_socket_path,
         )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -252,10 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server.start()
     except OSError as error:
-        print(
-            f"error: cannot listen on {args.host}:{args.rest_api_port}: {error.strerror}",
-            file=sys.stderr,
-        )
+        print(f"error: cannot listen: {error.strerror or error}", file=sys.stderr)
         return 1
     for spec in specs:
         versions = server.manager.loaded_versions(spec.name)
@@ -269,7 +327,14 @@ def main(argv: list[str] | None = None) -> int:
         logging.info(
             "logging %g of predict requests to %s", request_log.sampling_rate, request_log.directory
         )
-    print(f"Serving on {server.url} (Ctrl-C to stop)", flush=True)
+    endpoints = []
+    if server.port is not None:
+        endpoints.append(f"REST on {server.url}")
+    if server.grpc_port is not None:
+        endpoints.append(f"gRPC on {args.host}:{server.grpc_port}")
+    if args.grpc_socket_path:
+        endpoints.append(f"gRPC on unix:{args.grpc_socket_path}")
+    print(f"Serving {' and '.join(endpoints)} (Ctrl-C to stop)", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -13,20 +13,21 @@ import logging
 import re
 import time
 import urllib.parse
-from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from tensorflow.core.framework import types_pb2
 
 from serving import json_tensor
-from serving.batching import Batcher, BatchingParameters
+from serving.batching import BatchingParameters
+from serving.connections import ConnectionGuard, ConnectionLimits
 from serving.errors import ServingError
+from serving.inference import DEFAULT_SIGNATURE, Inference
 from serving.json_writer import error_body, proto_json
 from serving.metrics import Metrics
-from serving.request_log import RequestLogger
 from serving.servable import Servable
-from serving.versions import ModelManager
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +57,28 @@ API_NAMES = {
 
 @dataclasses.dataclass(frozen=True)
 class ServerSettings:
-    """Behaviour of the HTTP layer (the models come from the ModelManager)."""
+    """Behaviour of the HTTP layer (the models come from the ModelManager).
+
+    `request_timeout_seconds` is TF Serving's --rest_api_timeout_in_ms: a call not answered by
+    then gets 504 DEADLINE_EXCEEDED (its body must also have arrived within that time).
+    """
 
     max_request_bytes: int = 16 * 1024 * 1024
     num_threads: int = 8
     batching: BatchingParameters | None = None
+    request_timeout_seconds: float = 30.0
+    max_connections: int = 1000
+    header_timeout_seconds: float = 10.0
+    idle_timeout_seconds: float = 75.0
+    # Error messages quote parts of the request; longer ones are cut (TF Serving's gRPC side cuts
+    # at 1024 characters; its REST side does not, so a huge request echoes back whole there).
+    max_error_chars: int = 4096
+
+    @property
+    def connection_limits(self) -> ConnectionLimits:
+        return ConnectionLimits(
+            self.max_connections, self.header_timeout_seconds, self.idle_timeout_seconds
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +87,10 @@ class _Route:
     model: str
     version: int | None
     label: str | None
+
+
+class _ClientGone(Exception):
+    """The client went away before its request body arrived."""
 
 
 class _Reply(Exception):
@@ -161,42 +183,30 @@ def status_body(statuses: list) -> bytes:
 
 
 class RestApi:
-    """TF Serving's REST API over a ModelManager."""
+    """TF Serving's REST API over the shared Inference calls."""
 
-    def __init__(
-        self,
-        manager: ModelManager,
-        settings: ServerSettings,
-        metrics: Metrics,
-        request_log: RequestLogger | None = None,
-    ) -> None:
-        self.manager = manager
+    def __init__(self, inference: Inference, settings: ServerSettings, metrics: Metrics) -> None:
+        self.inference = inference
+        self.manager = inference.manager
         self.settings = settings
         self.metrics = metrics
-        self.request_log = request_log
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=settings.num_threads, thread_name_prefix="rest"
         )
-        self._batchers: dict[tuple[str, int, str], Batcher] = {}
+        self.connections = ConnectionGuard(settings.connection_limits)
 
     def close(self) -> None:
-        for batcher in self._batchers.values():
-            batcher.close()
+        self.connections.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def prune_batchers(self) -> None:
-        """Drops batchers of versions that are no longer loaded (ModelManager on_change hook)."""
-        for key in list(self._batchers):
-            if key[1] not in self.manager.loaded_versions(key[0]):
-                self._batchers.pop(key).close()
-
-    def _batcher(self, model: str, version: int, signature: str, run: Callable) -> Batcher:
-        key = (model, version, signature)
-        if key not in self._batchers:
-            self._batchers[key] = Batcher(run, self.settings.batching)
-        return self._batchers[key]
-
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.connections.request_started(request.transport)
+        try:
+            return await self._answer(request)
+        finally:
+            self.connections.request_finished(request.transport)
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         raw_path = request.raw_path
         if request.rel_url.raw_path == PROMETHEUS_PATH:
             if raw_path != PROMETHEUS_PATH:
@@ -219,20 +229,31 @@ class RestApi:
         version = None
         try:
             route = _route(request.method, raw_path)
-            body = await self._read_body(request)
-            version, payload = await self._dispatch(route, body)
+            version, payload = await asyncio.wait_for(
+                self._read_and_dispatch(route, request), self.settings.request_timeout_seconds
+            )
             status, code = 200, "OK"
         except _Reply as reply:
             return web.Response(status=reply.status, body=reply.body, headers=JSON_HEADERS)
+        except _ClientGone:
+            # Nobody is left to answer, and it is not the server's failure: not counted.
+            return web.Response(status=400, headers=JSON_HEADERS)
         except ServingError as error:
-            status, code, payload = error.http_status, error.code, error_body(error.message)
+            status, code = error.http_status, error.code
+            payload = error_body(self._quoted(error.message))
+        except TimeoutError:
+            status, code = 504, "DEADLINE_EXCEEDED"
+            payload = error_body(
+                "The request was not answered within "
+                f"{self.settings.request_timeout_seconds * 1000:g} ms (--rest_api_timeout_in_ms)"
+            )
         except RecursionError:
             status, code = 400, "INVALID_ARGUMENT"
             payload = error_body("The request nests JSON too deeply to process")
-        except Exception as error:  # noqa: BLE001 - a request must never take the server down
+        except Exception:  # noqa: BLE001 - a request must never take the server down
             log.exception("unexpected error serving %s %s", request.method, raw_path)
             status, code = 500, "INTERNAL"
-            payload = error_body(f"Internal error: {type(error).__name__}: {error}")
+            payload = error_body("Internal error while serving this request; see the server log")
         if route is not None:
             self.metrics.record(
                 route.model,
@@ -242,6 +263,16 @@ class RestApi:
                 (time.perf_counter() - started) * 1e6,
             )
         return web.Response(status=status, body=payload, headers=JSON_HEADERS)
+
+    def _quoted(self, message: str) -> str:
+        limit = self.settings.max_error_chars
+        return message if len(message) <= limit else message[:limit] + "...TRUNCATED"
+
+    async def _read_and_dispatch(
+        self, route: _Route, request: web.Request
+    ) -> tuple[int | None, bytes]:
+        body = await self._read_body(request)
+        return await self._dispatch(route, body)
 
     async def _read_body(self, request: web.Request) -> bytes:
         limit = self.settings.max_request_bytes
@@ -258,6 +289,14 @@ class RestApi:
                 "RESOURCE_EXHAUSTED",
                 f"Request body exceeds the limit of {limit} bytes (--max_request_bytes)",
             ) from None
+        except (ConnectionError, aiohttp.ClientConnectionError) as error:
+            raise _ClientGone() from error
+        except RequestPayloadError as error:
+            if request.transport is None or request.transport.is_closing():
+                raise _ClientGone() from error
+            # A body that does not decode as its Content-Encoding says (e.g. gzip) is the
+            # client's fault; aiohttp's own words name what was wrong.
+            raise ServingError.invalid_argument(f"Malformed request body: {error}") from None
 
     async def _dispatch(self, route: _Route, body: bytes) -> tuple[int | None, bytes]:
         loop = asyncio.get_running_loop()
@@ -276,59 +315,45 @@ class RestApi:
 
     async def _predict(self, route: _Route, body: bytes) -> tuple[int, bytes]:
         loop = asyncio.get_running_loop()
-        if self.settings.batching is None:
-            return await loop.run_in_executor(self._pool, self._predict_now, route, body)
-        loaded, name, inputs, rows = await loop.run_in_executor(
-            self._pool, self._prepare_predict, route, body
+        version, payload, pending = await loop.run_in_executor(
+            self._pool, self._start_predict, route, body
         )
-        servable = loaded.servable
-        batcher = self._batcher(
-            loaded.model_name, loaded.version, name, lambda batch: servable.run(name, batch)
-        )
-        outputs = await asyncio.wrap_future(batcher.submit(inputs))
-        self._log_request(loaded, name, inputs, outputs)
-        formatter = json_tensor.row_response if rows else json_tensor.columnar_response
-        return loaded.version, await loop.run_in_executor(self._pool, formatter, outputs)
+        if pending is not None:  # batched: wait on the loop, not in a pool thread
+            future, formatter = pending
+            outputs = await asyncio.wrap_future(future)
+            payload = await loop.run_in_executor(self._pool, formatter, outputs)
+        return version, payload
 
-    def _prepare_predict(self, route: _Route, body: bytes) -> tuple:
+    def _start_predict(self, route: _Route, body: bytes) -> tuple:
+        """Parses and submits a predict call; formats it too when it already finished."""
         request = json_tensor.request_object(body)
         name = json_tensor.signature_name(request)
         loaded = self.manager.resolve(route.model, route.version, route.label)
         signature = loaded.servable.signature_def(name or None)
         inputs, rows = json_tensor.predict_inputs(request, signature, name)
-        return loaded, name or "serving_default", inputs, rows
-
-    def _predict_now(self, route: _Route, body: bytes) -> tuple[int, bytes]:
-        loaded, name, inputs, rows = self._prepare_predict(route, body)
-        outputs = loaded.servable.run(name, inputs)
-        self._log_request(loaded, name, inputs, outputs)
+        future = self.inference.submit_predict(loaded, name or DEFAULT_SIGNATURE, inputs)
         formatter = json_tensor.row_response if rows else json_tensor.columnar_response
-        return loaded.version, formatter(outputs)
-
-    def _log_request(self, loaded: Any, signature: str, inputs: dict, outputs: dict) -> None:
-        """Hands an answered predict request to the request log (a queue put, no file IO)."""
-        if self.request_log is not None:
-            self.request_log.submit(loaded.model_name, loaded.version, signature, inputs, outputs)
+        if future.done():
+            return loaded.version, formatter(future.result()), None
+        return loaded.version, None, (future, formatter)
 
     def _classify_or_regress(self, route: _Route, body: bytes) -> tuple[int, bytes]:
+        # TF Serving's order: the JSON is read into a request first, then the model is looked
+        # up, then the signature is checked (http_rest_api_handler.cc ProcessClassifyRequest).
         request = json_tensor.request_object(body)
-        name = json_tensor.signature_name(request) or "serving_default"
-        loaded = self.manager.resolve(route.model, route.version, route.label)
-        signature = loaded.servable.signature_def(name)
-        if len(signature.inputs) != 1:
-            raise ServingError.invalid_argument("Expected one input Tensor.")
+        name = json_tensor.signature_name(request)
         examples = json_tensor.serialized_examples(request)
-        (input_name,) = signature.inputs
-        wanted = {"classes", "scores"} if route.verb == "classify" else {"outputs"}
-        if not wanted & set(signature.outputs):
-            raise ServingError.invalid_argument(
-                f"Expected {route.verb} signature outputs named {' or '.join(sorted(wanted))}; "
-                f"signature {name} has {', '.join(sorted(signature.outputs)) or 'none'}"
-            )
-        outputs = loaded.servable.run(name, {input_name: examples})
+        loaded = self.manager.resolve(route.model, route.version, route.label)
         if route.verb == "classify":
+            result = self.inference.classify(loaded, name, examples)
+            outputs = {
+                key: value
+                for key, value in (("classes", result.classes), ("scores", result.scores))
+                if value is not None
+            }
             return loaded.version, json_tensor.classify_response(outputs, len(examples))
-        return loaded.version, json_tensor.regress_response(outputs, len(examples))
+        values = self.inference.regress(loaded, name, examples)
+        return loaded.version, json_tensor.regress_response({"outputs": values}, len(examples))
 
 
 def build_app(api: RestApi) -> web.Application:

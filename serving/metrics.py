@@ -4,20 +4,30 @@ TF Serving exports `:tensorflow:serving:request_count{model_name,status}` and th
 `:tensorflow:serving:request_latency{model_name,API,entrypoint}` histogram (microseconds,
 exponential buckets 10 * 1.8^i). Dashboards built on those work unchanged. This server also
 exports the same counts and latencies per model version, which TF Serving does not break down.
+
+Only configured model names become label values: a request for any other name is counted under
+UNKNOWN_MODEL, so clients cannot grow the metrics page (and every scrape) without bound.
 """
 
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 
 # TF Serving's request_latency buckets: Exponential(10, 1.8, 33).
 LATENCY_BUCKETS_US = tuple(10 * 1.8**i for i in range(33))
+# batching_util.h RecordProcessedBatchSize: Exponential(1, 2, 14), no labels.
+BATCH_SIZE_BUCKETS = tuple(2.0**i for i in range(14))
 
 REQUEST_COUNT = ":tensorflow:serving:request_count"
 REQUEST_LATENCY = ":tensorflow:serving:request_latency"
+PROCESSED_BATCH_SIZE = ":tensorflow:serving:batching_session:processed_batch_size"
 VERSION_REQUEST_COUNT = ":tensorflow:serving:rest:version_request_count"
 VERSION_REQUEST_LATENCY = ":tensorflow:serving:rest:version_request_latency"
 # Sampled predict requests by outcome (logged or why not); exported only when logging is on.
 REQUEST_LOG_COUNT = ":tensorflow:serving:rest:request_log_count"
+# The model_name label of requests for models that are not configured (":" cannot start a
+# model name in a REST URL, so no served model shares it).
+UNKNOWN_MODEL = ":unknown"
 
 
 def _number(value: float) -> str:
@@ -33,15 +43,16 @@ def _labels(pairs: tuple[tuple[str, str], ...]) -> str:
 
 
 class _Histogram:
-    def __init__(self) -> None:
-        self.counts = [0] * (len(LATENCY_BUCKETS_US) + 1)
+    def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS_US) -> None:
+        self.buckets = buckets
+        self.counts = [0] * (len(buckets) + 1)
         self.total = 0.0
         self.count = 0
 
     def observe(self, value: float) -> None:
         index = next(
-            (i for i, limit in enumerate(LATENCY_BUCKETS_US) if value < limit),
-            len(LATENCY_BUCKETS_US),
+            (i for i, limit in enumerate(self.buckets) if value < limit),
+            len(self.buckets),
         )
         self.counts[index] += 1
         self.total += value
@@ -51,15 +62,27 @@ class _Histogram:
 class Metrics:
     """Thread-safe request counters and latency histograms."""
 
-    def __init__(self) -> None:
+    def __init__(self, is_known_model: Callable[[str], bool] = lambda name: True) -> None:
+        self._is_known_model = is_known_model
         self._lock = threading.Lock()
         self._counters: dict[str, dict[tuple, int]] = defaultdict(lambda: defaultdict(int))
         self._histograms: dict[str, dict[tuple, _Histogram]] = defaultdict(dict)
 
     def record(
-        self, model: str, version: int | None, api: str, status: str, latency_us: float
+        self,
+        model: str,
+        version: int | None,
+        api: str,
+        status: str,
+        latency_us: float,
+        entrypoint: str = "REST",
     ) -> None:
-        """One finished REST request: `api` is Predict, Classify, Regress, GetModelStatus, ..."""
+        """One finished request: `api` is Predict, Classify, Regress, GetModelStatus, ...
+
+        `entrypoint` is REST or GRPC, as in TF Serving's request_latency.
+        """
+        if not self._is_known_model(model):
+            model, version = UNKNOWN_MODEL, None
         with self._lock:
             self._counters[REQUEST_COUNT][(("model_name", model), ("status", status))] += 1
             version_text = "" if version is None else str(version)
@@ -67,15 +90,21 @@ class Metrics:
                 ("model_name", model),
                 ("version", version_text),
                 ("API", api),
+                ("entrypoint", entrypoint),
                 ("status", status),
             )
             self._counters[VERSION_REQUEST_COUNT][labels] += 1
             if status == "OK":
-                latency_labels = (("model_name", model), ("API", api), ("entrypoint", "REST"))
+                latency_labels = (("model_name", model), ("API", api), ("entrypoint", entrypoint))
                 self._histogram(REQUEST_LATENCY, latency_labels).observe(latency_us)
                 self._histogram(
                     VERSION_REQUEST_LATENCY,
-                    (("model_name", model), ("version", version_text), ("API", api)),
+                    (
+                        ("model_name", model),
+                        ("version", version_text),
+                        ("API", api),
+                        ("entrypoint", entrypoint),
+                    ),
                 ).observe(latency_us)
 
     def count_logged(self, model: str, outcome: str) -> None:
@@ -83,10 +112,17 @@ class Metrics:
         with self._lock:
             self._counters[REQUEST_LOG_COUNT][(("model_name", model), ("outcome", outcome))] += 1
 
-    def _histogram(self, name: str, labels: tuple) -> _Histogram:
+    def observe_batch(self, rows: int) -> None:
+        """One model call of a batcher, `rows` rows big (TF Serving's processed_batch_size)."""
+        with self._lock:
+            self._histogram(PROCESSED_BATCH_SIZE, (), BATCH_SIZE_BUCKETS).observe(rows)
+
+    def _histogram(
+        self, name: str, labels: tuple, buckets: tuple[float, ...] = LATENCY_BUCKETS_US
+    ) -> _Histogram:
         histograms = self._histograms[name]
         if labels not in histograms:
-            histograms[labels] = _Histogram()
+            histograms[labels] = _Histogram(buckets)
         return histograms[labels]
 
     def exposition(self) -> str:
@@ -102,14 +138,19 @@ class Metrics:
                 else:
                     lines.append(f"# TYPE {name} histogram")
                     for labels, histogram in sorted(self._histograms[name].items()):
-                        cumulative = 0
-                        prefix = _labels(labels)
-                        for limit, count in zip(
-                            (*LATENCY_BUCKETS_US, None), histogram.counts, strict=True
-                        ):
-                            cumulative += count
-                            le = "+Inf" if limit is None else _number(limit)
-                            lines.append(f'{name}_bucket{{{prefix},le="{le}"}} {cumulative}')
-                        lines.append(f"{name}_sum{{{prefix}}} {_number(histogram.total)}")
-                        lines.append(f"{name}_count{{{prefix}}} {histogram.count}")
+                        lines.extend(_histogram_lines(name, labels, histogram))
         return "\n".join(lines) + "\n"
+
+
+def _histogram_lines(name: str, labels: tuple, histogram: _Histogram) -> list[str]:
+    prefix = _labels(labels)
+    braces = f"{{{prefix}}}" if prefix else ""
+    lines, cumulative = [], 0
+    for limit, count in zip((*histogram.buckets, None), histogram.counts, strict=True):
+        cumulative += count
+        le = "+Inf" if limit is None else _number(limit)
+        bucket_labels = f'{prefix},le="{le}"' if prefix else f'le="{le}"'
+        lines.append(f"{name}_bucket{{{bucket_labels}}} {cumulative}")
+    lines.append(f"{name}_sum{braces} {_number(histogram.total)}")
+    lines.append(f"{name}_count{braces} {histogram.count}")
+    return lines

@@ -1,4 +1,4 @@
-"""ModelServer: the model manager, the REST app and the HTTP listener, started and stopped as one."""
+"""ModelServer: the model manager, the REST and gRPC listeners, started and stopped as one."""
 
 import asyncio
 import logging
@@ -7,6 +7,8 @@ import threading
 from aiohttp import web
 
 from serving.app import RestApi, ServerSettings, build_app
+from serving.grpc_api import GrpcServer, GrpcSettings
+from serving.inference import Inference
 from serving.metrics import Metrics
 from serving.request_log import ModelLogging, RequestLogger, RequestLogSettings
 from serving.servable import Servable
@@ -17,30 +19,35 @@ ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tf'
 
 
 class ModelServer:
-    """Serves `specs` on host:port until `stop()`; `port=0` picks a free port (see `.port`).
+    """Serves `specs` until `stop()` over REST on host:port and, when `grpc_port` is set, gRPC.
 
-    Like tensorflow_model_server, it loads what is on disk before it starts listening.
+    A port of 0 picks a free port (see `.port` and `.grpc_port` once started); `port=None`
+    serves no REST. Like tensorflow_model_server, it loads what is on disk before it listens.
     """
 
     def __init__(
         self,
         specs: list[ModelSpec],
         host: str = "127.0.0.1",
-        port: int = 8501,
+        port: int | None = 8501,
         settings: ServerSettings | None = None,
         poll_seconds: float = 1.0,
         access_log: bool = True,
         request_log: RequestLogSettings | None = None,
+        grpc_port: int | None = None,
+        grpc_settings: GrpcSettings | None = None,
+        grpc_socket_path: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
-        self.metrics = Metrics()
+        self.settings = settings or ServerSettings()
         self.manager = ModelManager(
             specs,
             loader=Servable,
             poll_seconds=poll_seconds,
-            on_change=lambda: self.api.prune_batchers(),
+            on_change=lambda: self.inference.prune_batchers(),
         )
+        self.metrics = Metrics(is_known_model=lambda name: self.manager.spec(name) is not None)
         model_logging = {
             spec.name: ModelLogging(spec.log_sampling_rate, spec.log_filename_prefix)
             for spec in specs
@@ -51,29 +58,50 @@ class ModelServer:
             self.request_log = RequestLogger(
                 request_log or RequestLogSettings(), model_logging, self.metrics.count_logged
             )
-        self.api = RestApi(
-            self.manager, settings or ServerSettings(), self.metrics, self.request_log
+        self.inference = Inference(
+            self.manager,
+            self.settings.batching,
+            self.request_log,
+            on_batch=lambda rows, calls: self.metrics.observe_batch(rows),
         )
+        self.api = RestApi(self.inference, self.settings, self.metrics)
+        self.grpc: GrpcServer | None = None
+        grpc_addresses = []
+        if grpc_port is not None:
+            grpc_addresses.append(_grpc_address(host, grpc_port))
+        if grpc_socket_path:
+            grpc_addresses.append(f"unix:{grpc_socket_path}")
+        if grpc_addresses:
+            self.grpc = GrpcServer(self.inference, self.metrics, grpc_addresses, grpc_settings)
         self._access_log = access_log
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None
 
+    @property
+    def grpc_port(self) -> int | None:
+        return self.grpc.port if self.grpc is not None else None
+
     def start(self) -> "ModelServer":
-        """Loads the models, then listens in a background thread; returns once it accepts."""
+        """Loads the models, then listens in background threads; returns once both accept."""
         if self.request_log is not None:
             self.request_log.start(self.manager.model_names)
         self.manager.start()
-        self._thread = threading.Thread(target=self._serve, name="http", daemon=True)
-        self._thread.start()
-        self._started.wait()
-        if self._error is not None:
-            self.manager.stop()
-            if self.request_log is not None:
-                self.request_log.close()
-            raise self._error
+        try:
+            if self.grpc is not None:
+                self.grpc.start()
+            if self.port is not None:
+                self._thread = threading.Thread(target=self._serve, name="http", daemon=True)
+                self._thread.start()
+                self._started.wait()
+                if self._error is not None:
+                    raise self._error
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _serve(self) -> None:
@@ -95,14 +123,28 @@ class ModelServer:
             access_log=logging.getLogger("serving.access") if self._access_log else None,
             access_log_format=ACCESS_LOG_FORMAT,
             handle_signals=False,
+            keepalive_timeout=self.settings.idle_timeout_seconds,
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await site.start()
-        sockets = site._server.sockets if site._server else []  # noqa: SLF001
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        # Our own listener rather than aiohttp's TCPSite: every connection passes the guard
+        # (connection cap, header and idle deadlines).
+        make_handler = self._runner.server
+        assert make_handler is not None
+        self._listener = await asyncio.get_running_loop().create_server(
+            self.api.connections.protocol_factory(make_handler),
+            self.host,
+            self.port,
+            reuse_address=True,
+        )
+        self.port = self._listener.sockets[0].getsockname()[1]
         log.info("Exporting HTTP/REST API at:%s:%d ...", self.host, self.port)
+
+    async def _close_http(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            await self._listener.wait_closed()
+        if self._runner is not None:
+            await self._runner.cleanup()
 
     @property
     def url(self) -> str:
@@ -110,15 +152,18 @@ class ModelServer:
 
     def stop(self) -> None:
         if self._loop is not None and self._runner is not None:
-            future = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+            future = asyncio.run_coroutine_threadsafe(self._close_http(), self._loop)
             try:
                 future.result(timeout=10)
             finally:
                 self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if self.grpc is not None:
+            self.grpc.stop()
         self.manager.stop()
         self.api.close()
+        self.inference.close()
         if self.request_log is not None:
             self.request_log.close()
 
@@ -127,3 +172,7 @@ class ModelServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _grpc_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -270,6 +270,29 @@ class ModelManager:
             if changed and self._on_change is not None:
                 self._on_change()
 
+    def reload(self, specs: Iterable[ModelSpec]) -> None:
+        """Serves exactly `specs` from now on (TF Serving's HandleReloadConfigRequest).
+
+        Models no longer listed are unloaded (their versions stay listed as END until the
+        model is configured again); new ones are loaded before this returns; changed policies
+        and labels apply at once.
+        """
+        new_specs = {spec.name: spec for spec in specs}
+        with self._poll_lock:
+            with self._lock:
+                for name in new_specs:
+                    for table in (self._loaded, self._status, self._skipped, self._symlinks):
+                        table.setdefault(name, {})
+                removed = sorted(set(self._specs) - set(new_specs))
+                self._specs = new_specs
+            for name in removed:
+                for version in self.loaded_versions(name):
+                    self._unload(name, version)
+                self._poll_problems.pop(name, None)
+            if removed and self._on_change is not None:
+                self._on_change()
+        self.poll()
+
     def _report_poll_problem(self, spec: ModelSpec, error: Exception) -> None:
         """Logs why `spec` cannot be polled, once per distinct reason."""
         reason = f"{type(error).__name__}: {error}"

@@ -1,4 +1,4 @@
-"""Fixtures: tiny SavedModels on disk and a running ModelServer on a free loopback port."""
+"""Fixtures: tiny SavedModels on disk and a running ModelServer (REST and gRPC) on loopback."""
 
 import http.client as http_client
 import json
@@ -32,7 +32,9 @@ def server(model_root):
         ModelSpec(name="classifier", base_path=str(model_root / "classifier")),
     ]
     settings = ServerSettings(max_request_bytes=64 * 1024)
-    with ModelServer(specs, port=0, settings=settings, poll_seconds=0, access_log=False) as running:
+    with ModelServer(
+        specs, port=0, grpc_port=0, settings=settings, poll_seconds=0, access_log=False
+    ) as running:
         yield running
 
 

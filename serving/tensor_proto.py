@@ -1,0 +1,97 @@
+"""TensorProto <-> numpy as TF Serving's gRPC API converts them, with a bound on request size.
+
+Requests are read the way Tensor::FromProto reads them: `tensor_content` must hold exactly the
+shape's bytes; typed `*_val` fields may hold fewer values than the shape (the last one repeats,
+none means zeros) but never more. A request that declares a huge shape with no values would make
+TF Serving allocate it; here it is refused past `max_elements`. Responses are written as
+Tensor::AsProtoField writes them (TF Serving's default): typed `*_val` fields, no tensor_content.
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
+from serving.errors import ServingError
+
+# 64 Mi values: 256 MiB of float32, far above any predict batch this project serves.
+DEFAULT_MAX_ELEMENTS = 1 << 26
+
+# The TensorProto field each dtype's values travel in (tensor.proto).
+_VALUE_FIELDS = {
+    types_pb2.DT_FLOAT: "float_val",
+    types_pb2.DT_DOUBLE: "double_val",
+    types_pb2.DT_INT32: "int_val",
+    types_pb2.DT_INT16: "int_val",
+    types_pb2.DT_INT8: "int_val",
+    types_pb2.DT_UINT8: "int_val",
+    types_pb2.DT_UINT16: "int_val",
+    types_pb2.DT_INT64: "int64_val",
+    types_pb2.DT_UINT32: "uint32_val",
+    types_pb2.DT_UINT64: "uint64_val",
+    types_pb2.DT_BOOL: "bool_val",
+    types_pb2.DT_STRING: "string_val",
+    types_pb2.DT_HALF: "half_val",
+    types_pb2.DT_BFLOAT16: "half_val",
+}
+
+
+def _parsing_error(alias: str) -> ServingError:
+    """What TF Serving answers when Tensor::FromProto rejects a request tensor."""
+    return ServingError.invalid_argument(f"tensor parsing error: {alias}")
+
+
+def to_array(
+    proto: tensor_pb2.TensorProto, alias: str, max_elements: int = DEFAULT_MAX_ELEMENTS
+) -> np.ndarray:
+    """The request tensor `alias` as a numpy array; INVALID_ARGUMENT when it is malformed."""
+    field = _VALUE_FIELDS.get(proto.dtype)
+    shape = [dim.size for dim in proto.tensor_shape.dim]
+    if field is None or proto.tensor_shape.unknown_rank or any(size < 0 for size in shape):
+        raise _parsing_error(alias)
+    elements = math.prod(shape)
+    if elements > max_elements:
+        # TF Serving would allocate whatever the shape says; this server refuses first.
+        raise ServingError.invalid_argument(
+            f"tensor parsing error: {alias} (shape {shape} holds {elements} values, "
+            f"more than this server's limit of {max_elements})"
+        )
+    if proto.tensor_content:
+        itemsize = tf.dtypes.as_dtype(proto.dtype).size
+        if proto.dtype == types_pb2.DT_STRING or len(proto.tensor_content) != elements * itemsize:
+            raise _parsing_error(alias)
+    elif len(getattr(proto, field)) > elements:
+        raise _parsing_error(alias)
+    try:
+        return tf.make_ndarray(proto)
+    except (TypeError, ValueError):
+        raise _parsing_error(alias) from None
+
+
+def to_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
+    """A response tensor in typed value fields, as Tensor::AsProtoField writes it."""
+    if array.dtype == object or array.dtype.kind in "SU":
+        dtype = types_pb2.DT_STRING
+    else:
+        dtype = tf.dtypes.as_dtype(array.dtype).as_datatype_enum
+    proto = tensor_pb2.TensorProto(
+        dtype=dtype,
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=size) for size in array.shape]
+        ),
+    )
+    field = _VALUE_FIELDS.get(dtype)
+    if field is None:
+        raise ServingError(
+            "INTERNAL", f"cannot serialize a {types_pb2.DataType.Name(dtype)} output"
+        )
+    flat = array.reshape(-1)
+    if dtype == types_pb2.DT_STRING:
+        values = [value if isinstance(value, bytes) else str(value).encode() for value in flat]
+    elif field == "half_val":
+        values = flat.view(np.uint16).tolist()
+    else:
+        values = flat.tolist()
+    getattr(proto, field).extend(values)
+    return proto
