@@ -52,7 +52,7 @@ hooks: setup
 run: setup
 	$(BIN)/python local_runner.py $(ARGS)
 
-# Serves outputs/serving/taxi on 127.0.0.1:8501 over TF Serving's REST API (ARGS for more flags).
+# Serves outputs/serving/taxi over TF Serving's gRPC (127.0.0.1:8500) and REST (:8501) APIs (ARGS for more flags).
 serve: setup
 	$(BIN)/python -m serving $(ARGS)
 

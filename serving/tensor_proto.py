@@ -37,6 +37,24 @@ _VALUE_FIELDS = {
 }
 
 
+# What each dtype's values become; half and bfloat16 go through tf.make_ndarray.
+_NUMPY_DTYPES = {
+    types_pb2.DT_FLOAT: np.float32,
+    types_pb2.DT_DOUBLE: np.float64,
+    types_pb2.DT_INT32: np.int32,
+    types_pb2.DT_INT16: np.int16,
+    types_pb2.DT_INT8: np.int8,
+    types_pb2.DT_UINT8: np.uint8,
+    types_pb2.DT_UINT16: np.uint16,
+    types_pb2.DT_INT64: np.int64,
+    types_pb2.DT_UINT32: np.uint32,
+    types_pb2.DT_UINT64: np.uint64,
+    types_pb2.DT_BOOL: np.bool_,
+    types_pb2.DT_STRING: object,
+}
+_ENUM_BY_NUMPY = {np.dtype(numpy_dtype): enum for enum, numpy_dtype in _NUMPY_DTYPES.items()}
+
+
 def _parsing_error(alias: str) -> ServingError:
     """What TF Serving answers when Tensor::FromProto rejects a request tensor."""
     return ServingError.invalid_argument(f"tensor parsing error: {alias}")
@@ -63,10 +81,24 @@ def to_array(
             raise _parsing_error(alias)
     elif len(getattr(proto, field)) > elements:
         raise _parsing_error(alias)
-    try:
-        return tf.make_ndarray(proto)
-    except (TypeError, ValueError):
-        raise _parsing_error(alias) from None
+    numpy_dtype = _NUMPY_DTYPES.get(proto.dtype)
+    if numpy_dtype is None:  # half and bfloat16: rare enough for TensorFlow's own converter
+        try:
+            return tf.make_ndarray(proto)
+        except (TypeError, ValueError):
+            raise _parsing_error(alias) from None
+    if proto.tensor_content:
+        return np.frombuffer(proto.tensor_content, dtype=numpy_dtype).reshape(shape)
+    values = getattr(proto, field)
+    if proto.dtype == types_pb2.DT_STRING:
+        array = np.empty(len(values), dtype=object)
+        array[:] = list(values)
+    else:
+        array = np.fromiter(values, dtype=numpy_dtype, count=len(values))
+    if len(array) < elements:  # Tensor::FromProto: the last value repeats; none means zeros
+        fill = array[-1] if len(array) else (b"" if numpy_dtype is object else 0)
+        array = np.concatenate([array, np.full(elements - len(array), fill, dtype=numpy_dtype)])
+    return array.reshape(shape)
 
 
 def to_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
@@ -74,7 +106,7 @@ def to_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
     if array.dtype == object or array.dtype.kind in "SU":
         dtype = types_pb2.DT_STRING
     else:
-        dtype = tf.dtypes.as_dtype(array.dtype).as_datatype_enum
+        dtype = _ENUM_BY_NUMPY.get(array.dtype) or tf.dtypes.as_dtype(array.dtype).as_datatype_enum
     proto = tensor_pb2.TensorProto(
         dtype=dtype,
         tensor_shape=tensor_shape_pb2.TensorShapeProto(

@@ -203,7 +203,7 @@ def test_new_span_is_trained_evaluated_against_the_blessed_model_and_pushed(
     assert len(after) == len(before) + 1 and after[:-1] == before
 
 
-def test_pushed_model_over_http_equals_the_in_process_signature(
+def test_pushed_model_over_rest_and_grpc_equals_the_in_process_signature(
     cold_run, workspace, raw_feature_spec
 ):
     import base64
@@ -212,6 +212,7 @@ def test_pushed_model_over_http_equals_the_in_process_signature(
 
     from models import features
     from serving.client import ServingClient
+    from serving.grpc_client import GrpcServingClient
     from serving.server import ModelServer
     from serving.versions import ModelSpec
     from tests.serving_inputs import predict_through_both_signatures, serialized_examples
@@ -225,14 +226,21 @@ def test_pushed_model_over_http_equals_the_in_process_signature(
     # JSON clients send raw CSV values; an empty cell is NaN, "" or -1 (features.MISSING_VALUE_DOC).
     instances = [features.raw_json_instance(row) for row in rows]
     examples = serialized_examples(rows, raw_feature_spec, drop={features.TIPS_KEY}).numpy()
-    with ModelServer([ModelSpec("taxi", str(model_dir))], port=0, poll_seconds=0) as server:
+    spec = ModelSpec("taxi", str(model_dir))
+    with ModelServer([spec], port=0, grpc_port=0, poll_seconds=0) as server:
         client = ServingClient(server.url)
         by_rows = client.predict_rows("taxi", instances, signature_name="serving_raw")
         by_examples = client.predict_rows(
             "taxi", [{"b64": base64.b64encode(e).decode()} for e in examples]
         )
+        with GrpcServingClient(f"127.0.0.1:{server.grpc_port}") as grpc_client:
+            grpc_rows = grpc_client.predict_rows("taxi", instances, signature_name="serving_raw")
+            grpc_examples = grpc_client.predict("taxi", {"examples": list(examples)})
     np.testing.assert_allclose(by_rows, expected, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(by_examples, expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(grpc_rows, expected, rtol=1e-6, atol=1e-6)
+    (grpc_output,) = grpc_examples.values()
+    np.testing.assert_allclose(grpc_output.reshape(-1), expected, rtol=1e-6, atol=1e-6)
 
 
 def test_history_and_rollback_after_two_pushes(new_span_run, workspace, capsys):
