@@ -154,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def request_log_settings(args: argparse.Namespace):
-    """The request log flags as RequestLogSettings (None when no folder is given).
+    """The request log flags as RequestLogSettings (its directory None when no folder is given:
+    then only models whose logging_config asks for it are logged, with these settings).
 
     Raises ValueError naming every bad request log flag at once.
     """
@@ -179,7 +180,7 @@ def request_log_settings(args: argparse.Namespace):
         problems.append(str(error))
     if problems:
         raise ValueError("; ".join(problems))
-    return settings if args.request_log_dir else None
+    return settings
 
 
 def read_batching_parameters(path: str):
@@ -323,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             versions or "none yet",
             spec.base_path,
         )
-    if server.request_log is not None and request_log is not None:
+    if server.request_log is not None and request_log.directory is not None:
         logging.info(
             "logging %g of predict requests to %s", request_log.sampling_rate, request_log.directory
         )

@@ -54,7 +54,7 @@ class ModelServer:
             if spec.log_sampling_rate is not None
         }
         self.request_log = None
-        if request_log is not None or model_logging:
+        if (request_log is not None and request_log.directory is not None) or model_logging:
             self.request_log = RequestLogger(
                 request_log or RequestLogSettings(), model_logging, self.metrics.count_logged
             )

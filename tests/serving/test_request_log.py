@@ -242,6 +242,15 @@ def test_model_config_logging_config_sets_rate_and_file_prefix(model_root, tmp_p
         ServingClient(server.url).predict_rows("tiny", [[1.0, 1.0]])
     (name,) = os.listdir(tmp_path / "own")
     assert name.startswith("tinylog-") and len(read_log(tmp_path / "own")) == 1
+    # Without --request_log_dir, the request log flags still apply to such a model's files.
+    args = build_parser().parse_args(["--request_log_file_mode", "0640"])
+    with serve([spec], request_log=request_log_settings(args)) as server:
+        ServingClient(server.url).predict_rows("tiny", [[1.0, 1.0]])
+    assert server.request_log.settings.file_mode == 0o640
+    modes = {
+        stat.S_IMODE(os.stat(tmp_path / "own" / n).st_mode) for n in os.listdir(tmp_path / "own")
+    }
+    assert modes == {0o600, 0o640}
 
 
 @pytest.mark.parametrize(
