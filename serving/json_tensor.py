@@ -1,13 +1,19 @@
-"""TF Serving's JSON <-> tensor rules (util/json_tensor.cc) for predict, classify and regress.
+"""TF Serving 2.16.1's JSON <-> tensor rules (util/json_tensor.cc) for predict, classify, regress.
 
-Requests are validated in TF Serving's order and rejected with its messages, so a client sees
-the same 400 whichever server it talks to. Responses are laid out by `json_writer`.
+Requests are parsed the way rapidjson 1.1.0 parses them for TF Serving (same accepted
+literals, numbers, error texts and byte offsets), validated in TF Serving's order and rejected
+with its messages, so a client sees the same 400 whichever server it talks to. Responses are
+laid out by `json_writer`.
+
+Unlike TF Serving, the work one request can cause is bounded: a request may hold at most
+`MAX_JSON_VALUES` JSON values, and nothing here recurses on the request's nesting depth.
 """
 
 import base64
 import binascii
-import json
+import math
 from collections.abc import Mapping
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -15,10 +21,23 @@ import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 
 from serving.errors import ServingError
-from serving.json_writer import PrettyWriter, debug_string, format_decimal
+from serving.json_writer import (
+    PrettyWriter,
+    debug_string,
+    format_decimal,
+    member_count,
+    members,
+    to_bytes,
+)
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 BYTES_SUFFIX = "_bytes"
+
+# TensorShape::MaxDimensions() (tensorflow/core/framework/tensor_shape.h): deeper tensors fail
+# Tensor::FromProto, which TF Serving reports as "tensor parsing error: <input>".
+MAX_TENSOR_RANK = 254
+# numpy arrays have at most this many dimensions (32 before numpy 2, 64 since).
+NUMPY_MAX_RANK = 64 if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else 32
 
 # TF's DataTypeString names, used in error messages.
 _DTYPE_NAMES = {
@@ -26,8 +45,10 @@ _DTYPE_NAMES = {
     tf.int16: "int16", tf.int8: "int8", tf.string: "string", tf.int64: "int64", tf.bool: "bool",
     tf.uint32: "uint32", tf.uint64: "uint64", tf.float16: "half", tf.bfloat16: "bfloat16",
 }  # fmt: skip
+# rapidjson's IsInt/IsInt64/IsUint/IsUint64 ranges per dtype (AddValueToTensor, json_tensor.cc
+# :236-288); 8- and 16-bit types only need IsInt() and are truncated by the tensor cast.
 _INT_RANGES = {
-    tf.int8: (-(2**31), 2**31 - 1),  # TF Serving checks only IsInt() for 8/16/32-bit types
+    tf.int8: (-(2**31), 2**31 - 1),
     tf.int16: (-(2**31), 2**31 - 1),
     tf.int32: (-(2**31), 2**31 - 1),
     tf.uint8: (-(2**31), 2**31 - 1),
@@ -61,77 +82,9 @@ def _invalid(message: str) -> ServingError:
     return ServingError.invalid_argument(message)
 
 
-# --- parsing the request body -------------------------------------------------------------
-
-_PARSE_MESSAGES = (
-    ("Expecting property name enclosed in double quotes", "Missing a name for object member."),
-    ("Expecting ':' delimiter", "Missing a colon after a name of object member."),
-    ("Unterminated string", "Missing a closing quotation mark in string."),
-    ("Invalid \\escape", "Invalid escape character in string."),
-    ("Invalid control character", "Invalid encoding in string."),
-)
-
-
-def _open_bracket_at(text: str, position: int) -> str | None:
-    """The innermost unclosed bracket before `position`, ignoring brackets inside strings."""
-    stack, in_string, escaped = [], False, False
-    for char in text[:position]:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            stack.append(char)
-        elif char in "]}" and stack:
-            stack.pop()
-    return stack[-1] if stack else None
-
-
-def parse_body(body: bytes) -> Any:
-    """Parses like rapidjson with kParseStopWhenDoneFlag: NaN/Infinity allowed, trailing data ignored."""
-    if not body:
-        raise _invalid("JSON Parse error: The document is empty")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise _invalid(
-            f"JSON Parse error: Invalid encoding in string. at offset: {error.start}"
-        ) from None
-    start = len(text) - len(text.lstrip(" \t\r\n"))
-    if start == len(text):
-        raise _invalid(f"JSON Parse error: The document is empty. at offset: {len(body)}")
-    try:
-        value, _ = json.JSONDecoder().raw_decode(text, start)
-    except json.JSONDecodeError as error:
-        message = "Invalid value."
-        for python_text, rapidjson_text in _PARSE_MESSAGES:
-            if error.msg.startswith(python_text):
-                message = rapidjson_text
-        if error.msg.startswith("Expecting ',' delimiter"):
-            inside = _open_bracket_at(text, error.pos)
-            message = (
-                "Missing a comma or ']' after an array element."
-                if inside == "["
-                else "Missing a comma or '}' after an object member."
-            )
-        offset = len(text[: error.pos].encode("utf-8"))
-        raise _invalid(f"JSON Parse error: {message} at offset: {offset}") from None
-    except RecursionError:
-        raise _invalid("JSON Parse error: the document nests too deeply") from None
-    return value
-
-
-def request_object(body: bytes) -> dict:
-    """The parsed body, which must be a JSON object."""
-    value = parse_body(body)
-    if not isinstance(value, dict):
-        raise _invalid(f"JSON Value: {debug_string(value)} Is not object")
-    return value
+def _c_string(key: str) -> str:
+    """A member name as `kv.name.GetString()` hands it to std::string: cut at the first NUL."""
+    return key.split("\x00", 1)[0] if "\x00" in key else key
 
 
 def signature_name(request: dict) -> str:
@@ -144,53 +97,72 @@ def signature_name(request: dict) -> str:
     return name
 
 
-# --- JSON values to tensors -----------------------------------------------------------------
+# --- JSON values to tensors (FillTensorProto and friends, json_tensor.cc:236-595) -----------
 
 
 def _is_b64(value: Any) -> bool:
-    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
+    """IsValBase64Object: an object whose only member is a string "b64"."""
+    return (
+        isinstance(value, dict) and member_count(value) == 1 and isinstance(value.get("b64"), str)
+    )
 
 
-def _scalar(value: Any, dtype: tf.DType) -> Any:
-    """One JSON leaf as a Python value of `dtype`; raises with TF Serving's type message."""
+def _is_element_object(value: Any) -> bool:
+    return isinstance(value, dict) and not _is_b64(value)
 
-    def wrong_type() -> ServingError:
-        return _invalid(
-            f"JSON Value: {debug_string(value)} Type: {json_type_name(value)} "
-            f"is not of expected type: {dtype_name(dtype)}"
-        )
 
+def _b64decode(text: str) -> bytes:
+    try:
+        return base64.b64decode(to_bytes(text), validate=True)
+    except (binascii.Error, ValueError):
+        raise _invalid("Unable to base64 decode") from None
+
+
+def _type_error(value: Any, dtype: tf.DType) -> ServingError:
+    return _invalid(
+        f"JSON Value: {debug_string(value)} Type: {json_type_name(value)} "
+        f"is not of expected type: {dtype_name(dtype)}"
+    )
+
+
+def _leaf(value: Any, dtype: tf.DType) -> Any:
+    """One JSON leaf as a Python value of `dtype` (AddValueToTensor; objects as in
+    FillTensorProto: base64 for strings, a type error otherwise)."""
+    if isinstance(value, dict):
+        if dtype != tf.string:
+            raise _type_error(value, dtype)
+        if not _is_b64(value):
+            raise _invalid(
+                f"JSON Value: {debug_string(value)} not formatted correctly for base64 data"
+            )
+        return _b64decode(value["b64"])
     if dtype == tf.string:
         if isinstance(value, str):
-            return value.encode("utf-8")
-        if _is_b64(value):
-            try:
-                return base64.b64decode(value["b64"], validate=True)
-            except (binascii.Error, ValueError):
-                raise _invalid("Unable to base64 decode") from None
-        raise wrong_type()
-    if isinstance(value, bool | dict | list) or value is None or isinstance(value, str):
-        if dtype == tf.bool and isinstance(value, bool):
+            return to_bytes(value)
+        raise _type_error(value, dtype)
+    if dtype == tf.bool:
+        if isinstance(value, bool):
             return value
-        raise wrong_type()
+        raise _type_error(value, dtype)
+    is_number = type(value) is int or type(value) is float
     if dtype in (tf.float32, tf.float64):
-        return float(value)
+        if is_number:
+            return float(value)
+        raise _type_error(value, dtype)
     if dtype in _INT_RANGES:
         low, high = _INT_RANGES[dtype]
-        if not isinstance(value, int) or not low <= value <= high:
-            raise wrong_type()
-        return value
-    if dtype == tf.bool:
-        raise wrong_type()
+        if type(value) is int and low <= value <= high:
+            return value
+        raise _type_error(value, dtype)
     raise ServingError.unimplemented(
         f"Conversion of JSON Value: {debug_string(value)} to type: {dtype_name(dtype)}"
     )
 
 
-def _shape_of(value: Any) -> list[int]:
-    """Dense shape from the first element at every nesting level (GetDenseTensorShape)."""
+def _dense_shape(value: Any) -> list[int]:
+    """GetDenseTensorShape: sizes along the first element of every nesting level."""
     shape = []
-    while isinstance(value, list):
+    while type(value) is list:
         shape.append(len(value))
         if not value:
             break
@@ -198,36 +170,123 @@ def _shape_of(value: Any) -> list[int]:
     return shape
 
 
-def _flatten(value: Any, shape: list[int], dtype: tf.DType, level: int, out: list) -> None:
-    if isinstance(value, list):
-        if level >= len(shape):
-            raise _invalid(f"Encountered list at unexpected level: {level} expected < {len(shape)}")
-        if len(value) != shape[level]:
+def _flatten(value: Any, dtype: tf.DType) -> tuple[list[int], list]:
+    """(shape, leaves in order) of one JSON tensor, or FillTensorProto's first error.
+
+    Depth-first like FillTensorProto, so the same element fails first, but with an explicit
+    stack: a document nested thousands deep costs no Python recursion.
+    """
+    shape = _dense_shape(value)
+    rank = len(shape)
+    leaves: list = []
+
+    def check_list(node: list, level: int) -> None:
+        if level >= rank:
+            raise _invalid(f"Encountered list at unexpected level: {level} expected < {rank}")
+        if len(node) != shape[level]:
             raise _invalid(
-                f"Encountered list at unexpected size: {len(value)} at level: {level} "
+                f"Encountered list at unexpected size: {len(node)} at level: {level} "
                 f"expected size: {shape[level]}"
             )
-        for item in value:
-            _flatten(item, shape, dtype, level + 1, out)
-        return
-    if level != len(shape):
-        raise _invalid(
-            f"JSON Value: {debug_string(value)} found at incorrect level: {level + 1} "
-            f"in the JSON DOM. Expected at level: {len(shape)}"
-        )
-    out.append(_scalar(value, dtype))
+
+    def add_leaf(node: Any, level: int) -> None:
+        if level != rank:
+            raise _invalid(
+                f"JSON Value: {debug_string(node)} found at incorrect level: {level + 1} "
+                f"in the JSON DOM. Expected at level: {rank}"
+            )
+        leaves.append(_leaf(node, dtype))
+
+    if type(value) is not list:
+        add_leaf(value, 0)
+        return shape, leaves
+    check_list(value, 0)
+    stack = [iter(value)]
+    while stack:
+        for child in stack[-1]:
+            if type(child) is list:
+                check_list(child, len(stack))
+                stack.append(iter(child))
+                break
+            add_leaf(child, len(stack))
+        else:
+            stack.pop()
+    return shape, leaves
 
 
-def to_array(value: Any, dtype: tf.DType) -> np.ndarray:
-    """A JSON value (scalar or nested lists) as a dense numpy array of `dtype`."""
-    shape = _shape_of(value)
-    flat: list = []
-    _flatten(value, shape, dtype, 0, flat)
+def _numpy_dtype(dtype: tf.DType) -> np.dtype:
+    return np.dtype(dtype.as_numpy_dtype)
+
+
+def _leaves_to_array(leaves: list, dtype: tf.DType) -> np.ndarray:
+    """Converted leaves as a flat array; 8/16-bit ints wrap like the C++ tensor cast."""
     if dtype == tf.string:
-        array = np.empty(len(flat), dtype=object)
-        array[:] = flat
-        return array.reshape(shape)
-    return np.array(flat, dtype=dtype.as_numpy_dtype).reshape(shape)
+        array = np.empty(len(leaves), dtype=object)
+        array[:] = leaves
+        return array
+    if dtype in (tf.int8, tf.int16, tf.uint8):
+        return np.array(leaves, dtype=np.int64).astype(_numpy_dtype(dtype))
+    return np.array(leaves, dtype=_numpy_dtype(dtype))
+
+
+def _plain_leaves(leaves: list, dtype: tf.DType) -> np.ndarray | None:
+    """The common case, fast: leaves all of the right JSON type. None means "convert the slow
+    way", which also produces TF Serving's exact message for whatever is wrong."""
+    types = set(map(type, leaves))
+    if dtype in (tf.float32, tf.float64):
+        ok = types <= {float, int}
+    elif dtype == tf.string:
+        if types <= {str}:
+            return _leaves_to_array([to_bytes(leaf) for leaf in leaves], dtype)
+        return None
+    elif dtype == tf.bool:
+        ok = types <= {bool}
+    elif dtype in _INT_RANGES:
+        low, high = _INT_RANGES[dtype]
+        ok = types <= {int} and (not leaves or (low <= min(leaves) and max(leaves) <= high))
+    else:
+        return None
+    return _leaves_to_array(leaves, dtype) if ok else None
+
+
+def _batch_fast(nodes: list, dtype: tf.DType) -> np.ndarray | None:
+    """`nodes` as one array of shape [len(nodes)] + the dense shape of nodes[0], if every node
+    has exactly that shape and only leaves of the right type; None otherwise. Level by level,
+    so the work is a few C-level passes per nesting level, whatever the batch size."""
+    shape = _dense_shape(nodes[0])
+    if len(shape) + 1 > NUMPY_MAX_RANK:
+        return None
+    level = nodes
+    for size in shape:
+        if set(map(type, level)) != {list} or set(map(len, level)) != {size}:
+            return None
+        level = list(chain.from_iterable(level))
+    array = _plain_leaves(level, dtype)
+    return None if array is None else array.reshape([len(nodes), *shape])
+
+
+class _Tensor:
+    """One request tensor before it becomes a numpy array: TF Serving's TensorProto."""
+
+    def __init__(self, shape: list[int], leaves: list | None = None, array=None) -> None:
+        self.shape = shape
+        self.leaves = leaves
+        self.array = array
+
+
+def _tensor_from_proto(name: str, tensor: _Tensor, dtype: tf.DType) -> np.ndarray:
+    """Tensor::FromProto: at most 254 dimensions; the first prod(shape) values are used."""
+    if tensor.array is not None:
+        return tensor.array
+    if len(tensor.shape) > MAX_TENSOR_RANK:
+        raise _invalid(f"tensor parsing error: {name}")
+    if len(tensor.shape) > NUMPY_MAX_RANK:
+        raise _invalid(
+            f"Input {name} has {len(tensor.shape)} dimensions; this server handles at most "
+            f"{NUMPY_MAX_RANK} (TensorFlow allows {MAX_TENSOR_RANK}): reshape the input"
+        )
+    count = math.prod(tensor.shape)
+    return _leaves_to_array(tensor.leaves[:count], dtype).reshape(tensor.shape)
 
 
 def _wrap(error: ServingError, prefix: str) -> ServingError:
@@ -238,82 +297,91 @@ def _dtypes(signature: meta_graph_pb2.SignatureDef) -> dict[str, tf.DType]:
     return {name: tf.dtypes.as_dtype(info.dtype) for name, info in sorted(signature.inputs.items())}
 
 
-def _plain_column(values: list, dtype: tf.DType) -> np.ndarray | None:
-    """The common case, fast: one scalar of the right JSON type per row. None means "validate
-    the slow way", which also produces TF Serving's exact message for whatever is wrong."""
-    if dtype in (tf.float32, tf.float64):
-        if all(type(v) is float or type(v) is int for v in values):
-            return np.array(values, dtype=dtype.as_numpy_dtype)
-    elif dtype == tf.string:
-        if all(type(v) is str for v in values):
-            column = np.empty(len(values), dtype=object)
-            column[:] = [v.encode("utf-8") for v in values]
-            return column
-    elif dtype in _INT_RANGES:
-        low, high = _INT_RANGES[dtype]
-        if all(type(v) is int and low <= v <= high for v in values):
-            return np.array(values, dtype=dtype.as_numpy_dtype)
-    return None
-
-
-def _rows_to_arrays(instances: list, inputs: dict[str, tf.DType]) -> dict[str, np.ndarray]:
+def _rows_fast(instances: list, inputs: dict[str, tf.DType]) -> dict[str, _Tensor] | None:
     names = list(inputs)
-    if all(type(i) is dict and i.keys() == inputs.keys() for i in instances):
-        fast = {name: _plain_column([i[name] for i in instances], inputs[name]) for name in names}
-        if all(column is not None for column in fast.values()):
-            return fast
-    first_named = isinstance(instances[0], dict) and not _is_b64(instances[0])
-    if not first_named and len(names) > 1:
+    if type(instances[0]) is dict and "b64" not in inputs:
+        if not all(type(i) is dict and i.keys() == inputs.keys() for i in instances):
+            return None
+        arrays = {n: _batch_fast([i[n] for i in instances], inputs[n]) for n in names}
+    elif len(names) == 1 and not isinstance(instances[0], dict):
+        arrays = {names[0]: _batch_fast(instances, inputs[names[0]])}
+    else:
+        return None
+    if any(array is None for array in arrays.values()):
+        return None
+    return {name: _Tensor(list(array.shape), array=array) for name, array in arrays.items()}
+
+
+def _rows_exact(instances: list, inputs: dict[str, tf.DType]) -> dict[str, _Tensor]:
+    """FillTensorMapFromInstancesList (json_tensor.cc:465-553), element by element."""
+    names = list(inputs)
+    if not isinstance(instances[0], dict) and len(names) > 1:
         raise _invalid(
             "instances is a plain list, but expecting list of objects as multiple input tensors "
             "required as per tensorinfo_map"
         )
-    columns: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    for index, instance in enumerate(instances):
-        is_named = isinstance(instance, dict) and not _is_b64(instance)
-        if first_named and not is_named:
-            raise _invalid(f"Expecting object but got list at item {index} of input list")
-        if not first_named and is_named:
-            raise _invalid(f"Expecting value/list but got object at item {index} of input list")
-        if is_named:
-            for key in instance:
-                if key not in inputs:
-                    raise _invalid(
-                        f"Failed to process element: {index} key: {key} of 'instances' list. "
-                        f"Error: INVALID_ARGUMENT: JSON object: does not have named input: {key}"
-                    )
-            if len(instance) != len(names):
+    objects = _is_element_object(instances[0])
+    leaves: dict[str, list] = {}
+    shapes: dict[str, list[int]] = {}
+    sizes: dict[str, int] = {}
+
+    def add_instance_item(value: Any, name: str) -> None:
+        if name not in inputs:
+            raise _invalid(f"JSON object: does not have named input: {name}")
+        shape, values = _flatten(value, inputs[name])
+        if name not in sizes:
+            sizes[name], shapes[name] = len(values), shape
+        elif sizes[name] != len(values):
+            raise _invalid(f"Expecting tensor size: {sizes[name]} but got: {len(values)}")
+        elif shapes[name] != shape:
+            raise _invalid(
+                f"Expecting shape [{','.join(map(str, shapes[name]))}] but got: "
+                f"[{','.join(map(str, shape))}]"
+            )
+        leaves.setdefault(name, []).extend(values)
+
+    for index, element in enumerate(instances):
+        if objects:
+            if not _is_element_object(element):
+                raise _invalid(f"Expecting object but got list at item {index} of input list")
+            keys = set()
+            for key, value in members(element):
+                name = _c_string(key)
+                keys.add(name)
+                try:
+                    add_instance_item(value, name)
+                except ServingError as error:
+                    prefix = f"Failed to process element: {index} key: {name} of 'instances' list."
+                    raise _wrap(error, prefix) from None
+            if keys != set(names):
                 raise _invalid(
                     f"Failed to process element: {index} of 'instances' list. JSON object: "
-                    f"{debug_string(instance)} keys must be equal to: {','.join(sorted(names))}"
+                    f"{debug_string(element)} keys must be equal to: {','.join(names)}"
                 )
-            items = [(name, instance[name], f"{index} key: {name}") for name in names]
         else:
-            items = [(names[0], instance, str(index))]
-        for name, value, where in items:
-            prefix = f"Failed to process element: {where} of 'instances' list."
+            if _is_element_object(element):
+                raise _invalid(f"Expecting value/list but got object at item {index} of input list")
             try:
-                array = to_array(value, inputs[name])
+                add_instance_item(element, names[0])
             except ServingError as error:
+                prefix = f"Failed to process element: {index} of 'instances' list."
                 raise _wrap(error, prefix) from None
-            if columns[name]:
-                expected = columns[name][0]
-                if array.size != expected.size:
-                    raise _invalid(
-                        f"{prefix} Error: INVALID_ARGUMENT: Expecting tensor size: "
-                        f"{expected.size} but got: {array.size}"
-                    )
-                if array.shape != expected.shape:
-                    raise _invalid(
-                        f"{prefix} Error: INVALID_ARGUMENT: Expecting shape "
-                        f"[{','.join(map(str, expected.shape))}] but got: "
-                        f"[{','.join(map(str, array.shape))}]"
-                    )
-            columns[name].append(array)
-    return {name: np.stack(arrays) for name, arrays in columns.items()}
+    return {
+        name: _Tensor([len(instances), *shapes[name]], leaves=values)
+        for name, values in leaves.items()
+    }
 
 
-def _columns_to_arrays(value: Any, inputs: dict[str, tf.DType]) -> dict[str, np.ndarray]:
+def _one_tensor(value: Any, dtype: tf.DType) -> _Tensor:
+    fast = _batch_fast([value], dtype)
+    if fast is not None:
+        return _Tensor(list(fast.shape[1:]), array=fast.reshape(fast.shape[1:]))
+    shape, leaves = _flatten(value, dtype)
+    return _Tensor(shape, leaves=leaves)
+
+
+def _columns(value: Any, inputs: dict[str, tf.DType]) -> dict[str, _Tensor]:
+    """FillTensorMapFromInputsMap (json_tensor.cc:555-595)."""
     names = list(inputs)
     if not isinstance(value, dict) or _is_b64(value):
         if len(names) > 1:
@@ -321,13 +389,27 @@ def _columns_to_arrays(value: Any, inputs: dict[str, tf.DType]) -> dict[str, np.
                 "inputs is a plain value/list, but expecting an object as multiple input "
                 "tensors required as per tensorinfo_map"
             )
-        return {names[0]: to_array(value, inputs[names[0]])}
-    arrays = {}
+        return {names[0]: _one_tensor(value, inputs[names[0]])}
+    tensors = {}
     for name in names:
         if name not in value:
             raise _invalid(f"Missing named input: {name} in 'inputs' object.")
-        arrays[name] = to_array(value[name], inputs[name])
-    return arrays
+        tensors[name] = _one_tensor(value[name], inputs[name])
+    return tensors
+
+
+def _check_input_count(signature: meta_graph_pb2.SignatureDef, given: list[str]) -> None:
+    """VerifyRequestInputsSize (servables/tensorflow/predict_util.cc:51-72)."""
+    expected = sorted(signature.inputs)
+    defaults = getattr(signature, "defaults", {})
+    if len(given) > len(expected) or (len(given) < len(expected) and not defaults):
+        extra = sorted(set(given) - set(expected))
+        missing = sorted(set(expected) - set(given))
+        raise _invalid(
+            f"input size does not match signature: {len(given)}!={len(expected)} "
+            f"len({{{','.join(sorted(given))}}}) != len({{{','.join(expected)}}}). "
+            f"Sent extra: {{{','.join(extra)}}}. Missing but required: {{{','.join(missing)}}}."
+        )
 
 
 def predict_inputs(
@@ -351,10 +433,20 @@ def predict_inputs(
             )
         if not instances:
             raise _invalid(f"JSON Value: {debug_string(request)} No values in 'instances' array")
-        return _rows_to_arrays(instances, inputs), True
-    if has_inputs:
-        return _columns_to_arrays(request["inputs"], inputs), False
-    raise _invalid("Missing 'inputs' or 'instances' key")
+        tensors = _rows_fast(instances, inputs) or _rows_exact(instances, inputs)
+        rows = True
+    elif has_inputs:
+        tensors = _columns(request["inputs"], inputs)
+        rows = False
+    else:
+        raise _invalid("Missing 'inputs' or 'instances' key")
+    _check_input_count(signature, list(tensors))
+    arrays = {
+        alias: _tensor_from_proto(alias, tensors[alias], inputs[alias])
+        for alias in inputs
+        if alias in tensors
+    }
+    return arrays, rows
 
 
 # --- tensors to JSON ------------------------------------------------------------------------
@@ -457,48 +549,80 @@ def columnar_response(outputs: Mapping[str, np.ndarray]) -> bytes:
     return writer.getvalue()
 
 
-# --- classify and regress -------------------------------------------------------------------
+# --- classify and regress (FillClassifyRegressRequestFromJson, json_tensor.cc:653-806) ------
+
+_FEATURE_KINDS = {float: "float", int: "int64", bool: "int64", str: "bytes"}
+
+
+def _feature_values(name: str, values: list, feature: tf.train.Feature) -> None:
+    """AddValueToFeature for each value in order, with TF Serving's first error."""
+    kind = None
+    for item in values:
+        if isinstance(item, bool) or type(item) is int:
+            if type(item) is int and item > INT64_MAX:
+                if kind not in (None, "int64"):
+                    raise _kind_error(name, kind)
+                raise _invalid(f"Feature: {name} has uint64_t element. Only int64_t is supported.")
+            item_kind, item_value = "int64", int(item)
+        elif type(item) is float:
+            item_kind, item_value = "float", item
+        elif isinstance(item, str):
+            item_kind, item_value = "bytes", to_bytes(item)
+        elif _is_b64(item):
+            item_kind = "bytes"
+            if kind not in (None, item_kind):
+                raise _kind_error(name, kind)
+            item_value = _b64decode(item["b64"])
+        else:
+            raise _invalid(
+                f"Feature: {name} has element with unexpected JSON type: {json_type_name(item)}"
+            )
+        if kind not in (None, item_kind):
+            raise _kind_error(name, kind)
+        kind = item_kind
+        getattr(feature, f"{item_kind}_list").value.append(item_value)
+
+
+def _kind_error(name: str, kind: str) -> ServingError:
+    return _invalid(f"Unexpected element type in feature: {name} expecting type: {kind}")
 
 
 def _feature(name: str, value: Any) -> tf.train.Feature:
     values = value if isinstance(value, list) else [value]
     feature = tf.train.Feature()
-    kind = None
-    for item in values:
-        if isinstance(item, bool) or (isinstance(item, int) and not isinstance(item, bool)):
-            if isinstance(item, int) and item > INT64_MAX:
-                raise _invalid(f"Feature: {name} has uint64_t element. Only int64_t is supported.")
-            item_kind, item_value = "int64", int(item)
-        elif isinstance(item, float):
-            item_kind, item_value = "float", item
-        elif isinstance(item, str):
-            item_kind, item_value = "bytes", item.encode("utf-8")
-        elif _is_b64(item):
-            try:
-                item_kind, item_value = "bytes", base64.b64decode(item["b64"], validate=True)
-            except (binascii.Error, ValueError):
-                raise _invalid("Unable to base64 decode") from None
-        else:
-            raise _invalid(
-                f"Feature: {name} has element with unexpected JSON type: {json_type_name(item)}"
-            )
-        if kind is None:
-            kind = item_kind
-        elif kind != item_kind:
-            raise _invalid(f"Unexpected element type in feature: {name} expecting type: {kind}")
-        getattr(feature, f"{item_kind}_list").value.append(item_value)
+    types = set(map(type, values))
+    if len(types) == 1:  # homogeneous lists, the common case, in one call
+        (kind_type,) = types
+        kind = _FEATURE_KINDS.get(kind_type)
+        if kind == "float":
+            feature.float_list.value.extend(values)
+            return feature
+        if kind == "bytes":
+            feature.bytes_list.value.extend(map(to_bytes, values))
+            return feature
+        if kind == "int64" and (kind_type is bool or max(values) <= INT64_MAX):
+            feature.int64_list.value.extend(map(int, values))
+            return feature
+    _feature_values(name, values, feature)
     return feature
 
 
-def _example(features: dict) -> tf.train.Example:
+def _example(value: Any) -> tf.train.Example:
+    """MakeExampleFromJsonObject: every member in order; a repeated name keeps the last."""
+    if not isinstance(value, dict):
+        raise _invalid(f"Example must be JSON object but got JSON {json_type_name(value)}")
     example = tf.train.Example()
-    for name, value in features.items():
-        example.features.feature[name].CopyFrom(_feature(name, value))
+    for key, content in members(value):
+        name = _c_string(key)
+        example.features.feature[name].CopyFrom(_feature(name, content))
     return example
 
 
 def serialized_examples(request: dict) -> np.ndarray:
     """The `examples` (plus optional `context`) of a classify/regress request, serialized."""
+    context = b""
+    if "context" in request:
+        context = _example(request["context"]).SerializeToString()
     if "examples" not in request:
         raise _invalid(
             f"JSON Value: {debug_string(request)} When method is classify, key 'examples' "
@@ -511,13 +635,8 @@ def serialized_examples(request: dict) -> np.ndarray:
         )
     if not examples:
         raise _invalid(f"JSON Value: {debug_string(request)} 'examples' value is an empty array")
-    context = b""
-    if isinstance(request.get("context"), dict):
-        context = _example(request["context"]).SerializeToString()
     serialized = np.empty(len(examples), dtype=object)
     for index, item in enumerate(examples):
-        if not isinstance(item, dict):
-            raise _invalid(f"Example must be JSON object but got JSON {json_type_name(item)}")
         # Serialized protos concatenate as a merge: context features, then the example's own.
         serialized[index] = context + _example(item).SerializeToString()
     return serialized

@@ -22,6 +22,7 @@ Where this differs from TF Serving 2.16.1 (sources/storage_path/file_system_stor
 
 import dataclasses
 import enum
+import gc
 import logging
 import os
 import re
@@ -382,6 +383,7 @@ class ModelManager:
                 )
             return
         self._failed.pop(key, None)
+        _freeze_heap()
         with self._lock:
             self._loaded[spec.name][version] = LoadedVersion(spec.name, version, path, servable)
             self._status[spec.name][version] = VersionStatus(version, State.AVAILABLE)
@@ -451,3 +453,12 @@ def _request_text(name: str, version: int | None, label: str | None) -> str:
     if version is not None:
         return f"Specific({name}, {version})"
     return f"Latest({name})"
+
+
+def _freeze_heap() -> None:
+    """Moves every object alive now (the loaded models, TensorFlow's own) out of the collector's
+    sight, so the cyclic GC passes that large requests trigger scan only the request's objects:
+    with TensorFlow's heap in view, parsing 2M empty JSON arrays took 2.6 s instead of 0.3 s.
+    Garbage is collected first so that none of it is frozen."""
+    gc.collect()
+    gc.freeze()

@@ -139,15 +139,19 @@ def test_classify_and_regress_on_example_signatures(http):
             '{"a":[1,2}',
             "JSON Parse error: Missing a comma or ']' after an array element. at offset: 9",
         ),
-        ("[1, 2]", "JSON Value: [1, 2] Is not object"),
+        # 2.16.1's JsonValueToString uses PrettyWriter's default layout (json_tensor.cc:169-183):
+        # arrays one element per line. Single-line arrays came with 2.18.
+        ("[1, 2]", "JSON Value: [\n    1,\n    2\n] Is not object"),
         (
             '{"signature_name": 100, "instances": [1.0]}',
-            'JSON Value: {\n    "signature_name": 100,\n    "instances": [1.0]\n} not formatted correctly. '
+            'JSON Value: {\n    "signature_name": 100,\n    "instances": [\n        1.0\n    ]\n} '
+            "not formatted correctly. "
             "'signature_name' key must be a string value.",
         ),
         (
             '{"instances": [1.0], "inputs": [1.0]}',
-            'JSON Value: {\n    "instances": [1.0],\n    "inputs": [1.0]\n} Not formatted correctly '
+            'JSON Value: {\n    "instances": [\n        1.0\n    ],\n    "inputs": [\n        1.0\n    ]\n} '
+            "Not formatted correctly "
             "expecting only one of 'inputs' or 'instances' keys to exist ",
         ),
         (
@@ -303,8 +307,8 @@ def test_prometheus_metrics_count_requests_by_model_version_and_api(http):
     assert ':tensorflow:serving:request_count{model_name="tiny",status="OK"}' in text
     assert ':tensorflow:serving:request_count{model_name="tiny",status="INVALID_ARGUMENT"}' in text
     assert (
-        ':tensorflow:serving:rest:version_request_count{model_name="tiny",version="1",API="Predict",status="OK"}'
-        in text
+        ':tensorflow:serving:rest:version_request_count{model_name="tiny",version="1",API="Predict",'
+        'entrypoint="REST",status="OK"}' in text
     )
     assert (
         ':tensorflow:serving:request_latency_bucket{model_name="tiny",API="Predict",entrypoint="REST",le="+Inf"}'
