@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=1000,
         help="open HTTP connections beyond this are closed at once (default: %(default)s)",
     )
+    http.add_argument(
+        "--rest_api_enable_cors_support",
+        action="store_true",
+        help="add CORS headers (any origin, POST and GET) to every REST answer",
+    )
     http.add_argument("--no_access_log", action="store_true", help="do not log every request")
     batching = parser.add_argument_group("batching (as tensorflow_model_server)")
     batching.add_argument(
@@ -291,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         batching=batching,
         request_timeout_seconds=args.rest_api_timeout_in_ms / 1000,
         max_connections=args.rest_api_max_connections,
+        enable_cors=args.rest_api_enable_cors_support,
     )
     grpc_settings = GrpcSettings(
         max_message_bytes=args.max_request_bytes, max_threads=args.grpc_max_threads

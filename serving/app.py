@@ -20,10 +20,10 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 from tensorflow.core.framework import types_pb2
 
-from serving import json_tensor
+from serving import json_parse, json_tensor
 from serving.batching import BatchingParameters
 from serving.connections import ConnectionGuard, ConnectionLimits
-from serving.errors import ServingError
+from serving.errors import HTTP_STATUS_BY_CODE, ServingError
 from serving.inference import DEFAULT_SIGNATURE, Inference
 from serving.json_writer import error_body, proto_json
 from serving.metrics import Metrics
@@ -42,6 +42,12 @@ STATUS_PATH = re.compile(
     re.IGNORECASE,
 )
 JSON_HEADERS = {"Content-Type": "application/json"}
+# AddCORSHeaders (http_rest_api_util.cc), on every /v1/ answer with --rest_api_enable_cors_support.
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, GET",
+    "Access-Control-Allow-Headers": "Content-Type",
+}
 # libevent's error page, which TF Serving answers for paths outside /v1/.
 NOT_FOUND_PAGE = "<HTML><HEAD>\n<TITLE>404 Not Found</TITLE>\n</HEAD><BODY>\n<H1>Not Found</H1>\n</BODY></HTML>\n"
 INT64_MAX = 2**63 - 1
@@ -73,6 +79,7 @@ class ServerSettings:
     # Error messages quote parts of the request; longer ones are cut (TF Serving's gRPC side cuts
     # at 1024 characters; its REST side does not, so a huge request echoes back whole there).
     max_error_chars: int = 4096
+    enable_cors: bool = False
 
     @property
     def connection_limits(self) -> ConnectionLimits:
@@ -224,6 +231,8 @@ class RestApi:
                 body=NOT_FOUND_PAGE.encode(),
                 headers={"Content-Type": "text/html", "Connection": "close"},
             )
+        if request.method == "OPTIONS":
+            return self._preflight(request)
         started = time.perf_counter()
         route = None
         version = None
@@ -234,10 +243,10 @@ class RestApi:
             )
             status, code = 200, "OK"
         except _Reply as reply:
-            return web.Response(status=reply.status, body=reply.body, headers=JSON_HEADERS)
+            return web.Response(status=reply.status, body=reply.body, headers=self._headers())
         except _ClientGone:
             # Nobody is left to answer, and it is not the server's failure: not counted.
-            return web.Response(status=400, headers=JSON_HEADERS)
+            return web.Response(status=400, headers=self._headers())
         except ServingError as error:
             status, code = error.http_status, error.code
             payload = error_body(self._quoted(error.message))
@@ -247,9 +256,6 @@ class RestApi:
                 "The request was not answered within "
                 f"{self.settings.request_timeout_seconds * 1000:g} ms (--rest_api_timeout_in_ms)"
             )
-        except RecursionError:
-            status, code = 400, "INVALID_ARGUMENT"
-            payload = error_body("The request nests JSON too deeply to process")
         except Exception:  # noqa: BLE001 - a request must never take the server down
             log.exception("unexpected error serving %s %s", request.method, raw_path)
             status, code = 500, "INTERNAL"
@@ -262,7 +268,24 @@ class RestApi:
                 code,
                 (time.perf_counter() - started) * 1e6,
             )
-        return web.Response(status=status, body=payload, headers=JSON_HEADERS)
+        return web.Response(status=status, body=payload, headers=self._headers())
+
+    def _headers(self, content_type: bool = True) -> dict[str, str]:
+        headers = dict(JSON_HEADERS) if content_type else {}
+        if self.settings.enable_cors:
+            headers.update(CORS_HEADERS)
+        return headers
+
+    def _preflight(self, request: web.Request) -> web.Response:
+        """A CORS preflight, answered as http_server.cc answers any OPTIONS under /v1/.
+
+        With or without --rest_api_enable_cors_support: 200 when an http(s) Origin is given,
+        else 400 (FAILED_PRECONDITION); no body and no Content-Type either way.
+        """
+        origin = request.headers.get("Origin", "")
+        code = "OK" if re.search(r"https?://", origin) else "FAILED_PRECONDITION"
+        self.metrics.record("", None, "", code, 0.0)
+        return web.Response(status=HTTP_STATUS_BY_CODE[code], headers=self._headers(False))
 
     def _quoted(self, message: str) -> str:
         limit = self.settings.max_error_chars
@@ -326,7 +349,7 @@ class RestApi:
 
     def _start_predict(self, route: _Route, body: bytes) -> tuple:
         """Parses and submits a predict call; formats it too when it already finished."""
-        request = json_tensor.request_object(body)
+        request = json_parse.request_object(body)
         name = json_tensor.signature_name(request)
         loaded = self.manager.resolve(route.model, route.version, route.label)
         signature = loaded.servable.signature_def(name or None)
@@ -340,7 +363,7 @@ class RestApi:
     def _classify_or_regress(self, route: _Route, body: bytes) -> tuple[int, bytes]:
         # TF Serving's order: the JSON is read into a request first, then the model is looked
         # up, then the signature is checked (http_rest_api_handler.cc ProcessClassifyRequest).
-        request = json_tensor.request_object(body)
+        request = json_parse.request_object(body)
         name = json_tensor.signature_name(request)
         examples = json_tensor.serialized_examples(request)
         loaded = self.manager.resolve(route.model, route.version, route.label)

@@ -151,3 +151,30 @@ def test_unknown_model_names_do_not_grow_the_metrics_page(guarded):
     text = metrics(guarded)
     assert "nope" not in text
     assert 'model_name=":unknown",status="NOT_FOUND"} ' in text
+
+
+def test_cors_preflight_is_answered_as_tf_serving_answers_it(guarded, model_root):
+    # http_server.cc ProcessRequest: OPTIONS under /v1/ is 200 with an http(s) Origin, else
+    # 400 (FAILED_PRECONDITION); no body; CORS headers only with --rest_api_enable_cors_support.
+    def options(port, origin=None):
+        head = "OPTIONS /v1/models/tiny:predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        if origin:
+            head += f"Origin: {origin}\r\n"
+        answer = raw_exchange(port, (head + "\r\n").encode())
+        head_text, _, body = answer.partition(b"\r\n\r\n")
+        return head_text.decode(), body
+
+    head, body = options(guarded.port, "https://app.example")
+    assert head.startswith("HTTP/1.1 200") and body == b""
+    assert "Content-Type" not in head and "Access-Control" not in head
+    head, body = options(guarded.port)
+    assert head.startswith("HTTP/1.1 400") and body == b""
+    spec = ModelSpec(name="tiny", base_path=str(model_root / "tiny"))
+    settings = ServerSettings(enable_cors=True)
+    with ModelServer([spec], port=0, settings=settings, poll_seconds=0, access_log=False) as cors:
+        head, _ = options(cors.port, "http://localhost:3000")
+        assert "Access-Control-Allow-Origin: *" in head
+        assert "Access-Control-Allow-Methods: POST, GET" in head
+        assert "Access-Control-Allow-Headers: Content-Type" in head
+        answer = post(cors.port, json.dumps({"instances": [[1, 1]]}).encode())
+        assert answer.startswith(b"HTTP/1.1 200") and b"Access-Control-Allow-Origin: *" in answer
