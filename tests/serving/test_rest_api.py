@@ -316,3 +316,23 @@ def test_prometheus_metrics_count_requests_by_model_version_and_api(http):
     )
     status, _, body = http.call("GET", "/monitoring/prometheus/metrics?x=1")
     assert status == 400 and body.startswith(b"Unexpected path: /monitoring/prometheus/metrics?x=1")
+
+
+def test_classify_and_regress_errors_are_the_classifier_and_regressor_texts(http):
+    # classifier.cc / regressor.cc (2.16.1): not predict's 'Serving signature name' message.
+    examples = {"examples": [{"x": 1.0}]}
+    for verb in ("classify", "regress"):
+        status, payload = http.json(
+            "POST", f"/v1/models/classifier:{verb}", {**examples, "signature_name": "nope"}
+        )
+        assert (status, payload) == (400, {"error": "No signature was found with the name: nope"})
+    status, payload = http.json("POST", "/v1/models/classifier:regress", examples)
+    assert (status, payload) == (400, {"error": "Expected one output Tensor."})
+    status, payload = http.json(
+        "POST", "/v1/models/classifier:classify", {**examples, "signature_name": "regress_x"}
+    )
+    assert status == 400
+    assert payload["error"].startswith(
+        'Expected classification signature outputs to contain at least one of "classes" or '
+        '"scores". Signature was: inputs {'
+    )
