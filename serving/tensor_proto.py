@@ -15,8 +15,9 @@ from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
 from serving.errors import ServingError
 
-# 64 Mi values: 256 MiB of float32, far above any predict batch this project serves.
-DEFAULT_MAX_ELEMENTS = 1 << 26
+# 4 Mi values: what a 16 MiB message holds as float32. A request may declare a shape and send
+# one value (the rest repeat it), so this, not the message size, bounds what one call allocates.
+DEFAULT_MAX_ELEMENTS = 1 << 22
 
 # The TensorProto field each dtype's values travel in (tensor.proto).
 _VALUE_FIELDS = {
