@@ -120,6 +120,15 @@ def test_cli_refuses_bad_combinations(capsys, tmp_path):
     assert serve_main(["--model_config_file", str(tmp_path / "missing.config")]) == 2
     assert "cannot read model config file" in capsys.readouterr().err
     assert serve_main(["--rest_api_port", "70000"]) == 2
+    # Every flag problem at once, before any model loads.
+    argv = ["--port", "0", "--rest_api_timeout_in_ms", "0", "--grpc_max_threads", "-1"]
+    assert serve_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--port 0 needs --grpc_socket_path" in err
+    assert "--rest_api_timeout_in_ms must be positive" in err
+    assert "--grpc_max_threads must be positive" in err
+    assert serve_main(["--port", "8600", "--rest_api_port", "8600"]) == 2
+    assert "--port and --rest_api_port are both 8600" in capsys.readouterr().err
 
 
 def test_cli_help_runs_as_a_module():
