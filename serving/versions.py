@@ -403,17 +403,21 @@ class ModelManager:
     def resolve(
         self, name: str, version: int | None = None, label: str | None = None
     ) -> LoadedVersion:
-        """The loaded version a request addresses; raises ServingError(NOT_FOUND) like TF Serving."""
+        """The loaded version a request addresses; raises ServingError(NOT_FOUND) like TF Serving.
+
+        A label is looked up first, as ServerCore::ServableRequestFromModelSpec does: an unknown
+        label (of any model, known or not) is INVALID_ARGUMENT, not NOT_FOUND.
+        """
         spec = self._specs.get(name)
+        if label is not None:
+            labels = dict(spec.labels) if spec is not None else {}
+            if label not in labels:
+                raise ServingError.invalid_argument(f"Unrecognized servable version label: {label}")
+            version = labels[label]
         if spec is None:
             raise ServingError.not_found(
                 f"Servable not found for request: {_request_text(name, version, label)}"
             )
-        if label is not None:
-            labels = dict(spec.labels)
-            if label not in labels:
-                raise ServingError.invalid_argument(f"Unrecognized servable version label: {label}")
-            version = labels[label]
         with self._lock:
             versions = self._loaded[name]
             if version is None:

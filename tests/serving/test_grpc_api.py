@@ -255,6 +255,11 @@ C = tensor(np.array([1], dtype=np.int64))
             "INVALID_ARGUMENT",
             "Unrecognized servable version label: beta",
         ),
+        (
+            x_request(model_spec("nope", label="stable")),
+            "INVALID_ARGUMENT",
+            "Unrecognized servable version label: stable",
+        ),
         # predict_util.cc RunPredict
         (
             x_request(model_spec("tiny", "nope")),
