@@ -26,7 +26,6 @@ import itertools
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,8 @@ import time
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+
+from serving_bench import free_port, raw_instances  # noqa: E402 - bench/ is the script's folder
 
 TINY_MODEL_NAME = "tiny"
 TINY_INSTANCE = [1.0, 2.0]
@@ -56,8 +57,6 @@ class Served:
 
 def taxi_model(rows: int) -> Served:
     """The pushed model's raw-feature signature, fed rows of the bundled data."""
-    from serving_bench import raw_instances  # bench/ is on sys.path when run as a script
-
     from models import features
 
     return Served("taxi", features.SERVING_RAW_SIGNATURE, raw_instances(rows))
@@ -77,13 +76,6 @@ def rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-def free_port() -> int:
-    """A port nothing listens on now (another process could take it before the server does)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_server(

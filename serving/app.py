@@ -24,10 +24,10 @@ from serving import json_parse, json_tensor
 from serving.batching import BatchingParameters
 from serving.connections import ConnectionGuard, ConnectionLimits
 from serving.errors import HTTP_STATUS_BY_CODE, ServingError
-from serving.inference import DEFAULT_SIGNATURE, Inference
+from serving.inference import Inference
 from serving.json_writer import error_body, proto_json
 from serving.metrics import Metrics
-from serving.servable import Servable
+from serving.servable import DEFAULT_SIGNATURE, Servable
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,9 @@ from typing import Any
 
 import grpc
 import numpy as np
+import tensorflow as tf
 from tensorflow.core.framework import types_pb2
-from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow.core.protobuf import error_codes_pb2, meta_graph_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -33,23 +34,21 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from serving import tensor_proto
+from serving import config, tensor_proto
 from serving.errors import ServingError
 from serving.inference import (
-    DEFAULT_SIGNATURE,
     Inference,
     check_classification_signature,
     check_regression_signature,
 )
 from serving.json_tensor import dtype_name
 from serving.metrics import Metrics
+from serving.servable import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD
 from serving.versions import LoadedVersion
 
 log = logging.getLogger(__name__)
 
 ERROR_MESSAGE_LIMIT = 1024  # grpc_status_util.cc kErrorMessageLimit
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
 SIGNATURE_DEF_FIELD = "signature_def"
 
 
@@ -218,9 +217,7 @@ def _check_feed_dtypes(signature: meta_graph_pb2.SignatureDef, inputs: dict) -> 
             )
 
 
-def _as_dtype(enum: Any):
-    import tensorflow as tf
-
+def _as_dtype(enum: Any) -> tf.DType:
     return tf.dtypes.as_dtype(enum)
 
 
@@ -276,19 +273,11 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         )
 
     def _classify(self, request: classification_pb2.ClassificationRequest) -> tuple:
-        _require_model_spec(request)
-        loaded = self._calls.resolve(request.model_spec)
-        examples = serialized_examples(request.input)
-        result = self._calls.inference.classify(loaded, request.model_spec.signature_name, examples)
-        response = classification_pb2.ClassificationResponse()
-        _response_spec(
-            response.model_spec,
-            request.model_spec.name,
-            request.model_spec.signature_name,
-            loaded.version,
-        )
-        _fill_classifications(response.result, result, len(examples))
-        return response, loaded.version
+        def run(loaded: LoadedVersion, signature: str, examples: np.ndarray, result: Any) -> None:
+            classes = self._calls.inference.classify(loaded, signature, examples)
+            _fill_classifications(result, classes, len(examples))
+
+        return self._on_examples(request, classification_pb2.ClassificationResponse(), run)
 
     def Regress(self, request, context):  # noqa: N802
         return self._calls.run(
@@ -296,19 +285,22 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         )
 
     def _regress(self, request: regression_pb2.RegressionRequest) -> tuple:
+        def run(loaded: LoadedVersion, signature: str, examples: np.ndarray, result: Any) -> None:
+            _fill_regressions(result, self._calls.inference.regress(loaded, signature, examples))
+
+        return self._on_examples(request, regression_pb2.RegressionResponse(), run)
+
+    def _on_examples(self, request: Any, response: Any, run: Callable) -> tuple:
+        """Classify and Regress: the version, the serialized examples, `run` fills the result."""
         _require_model_spec(request)
         loaded = self._calls.resolve(request.model_spec)
         examples = serialized_examples(request.input)
-        values = self._calls.inference.regress(loaded, request.model_spec.signature_name, examples)
-        response = regression_pb2.RegressionResponse()
+        run(loaded, request.model_spec.signature_name, examples, response.result)
         _response_spec(
             response.model_spec,
             request.model_spec.name,
             request.model_spec.signature_name,
             loaded.version,
-        )
-        response.result.regressions.extend(
-            regression_pb2.Regression(value=value) for value in values.tolist()
         )
         return response, loaded.version
 
@@ -357,9 +349,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 _fill_classifications(result.classification_result, classes, len(examples))
             else:
                 values = self._calls.inference.regress(loaded, name, examples)
-                result.regression_result.regressions.extend(
-                    regression_pb2.Regression(value=value) for value in values.tolist()
-                )
+                _fill_regressions(result.regression_result, values)
             _response_spec(
                 result.model_spec,
                 task.model_spec.name,
@@ -393,6 +383,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response, loaded.version
 
 
+def _fill_regressions(target: Any, values: np.ndarray) -> None:
+    target.regressions.extend(regression_pb2.Regression(value=value) for value in values.tolist())
+
+
 def _fill_classifications(target: Any, result: Any, examples: int) -> None:
     for row in range(examples):
         classifications = target.classifications.add()
@@ -417,8 +411,6 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         )
 
     def _status(self, request: get_model_status_pb2.GetModelStatusRequest) -> tuple:
-        from tensorflow.core.protobuf import error_codes_pb2
-
         _require_model_spec(request)
         spec = request.model_spec
         version = spec.version.value if spec.HasField("version") else None
@@ -438,8 +430,6 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         )
 
     def _reload(self, request: model_management_pb2.ReloadConfigRequest) -> tuple:
-        from serving import config
-
         if request.config.WhichOneof("config") != "model_config_list":
             raise ServingError.invalid_argument(
                 "ServerModelConfig type not supported by HandleReloadConfigRequest. "

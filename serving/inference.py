@@ -19,11 +19,11 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from serving.batching import Batcher, BatchingParameters
 from serving.errors import ServingError
 from serving.request_log import RequestLogger
+from serving.servable import DEFAULT_SIGNATURE
 from serving.versions import LoadedVersion, ModelManager
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SIGNATURE = "serving_default"
 CLASSIFY_INPUTS = "inputs"
 CLASSIFY_CLASSES = "classes"
 CLASSIFY_SCORES = "scores"
@@ -270,21 +270,19 @@ class Inference:
         self, loaded: LoadedVersion, signature: str, examples: np.ndarray
     ) -> Classifications:
         """Runs a classification signature on serialized tf.Examples."""
-        signature_def = _named_signature(loaded, signature or DEFAULT_SIGNATURE)
+        name = signature or DEFAULT_SIGNATURE
+        signature_def = _named_signature(loaded, name)
         check_classification_signature(signature_def)
-        outputs = self._run_examples(
-            loaded, signature or DEFAULT_SIGNATURE, signature_def, examples
+        return classifications(
+            self._run_examples(loaded, name, signature_def, examples), len(examples)
         )
-        return classifications(outputs, len(examples))
 
     def regress(self, loaded: LoadedVersion, signature: str, examples: np.ndarray) -> np.ndarray:
         """Runs a regression signature on serialized tf.Examples: one float per example."""
-        signature_def = _named_signature(loaded, signature or DEFAULT_SIGNATURE)
+        name = signature or DEFAULT_SIGNATURE
+        signature_def = _named_signature(loaded, name)
         check_regression_signature(signature_def)
-        outputs = self._run_examples(
-            loaded, signature or DEFAULT_SIGNATURE, signature_def, examples
-        )
-        return regressions(outputs, len(examples))
+        return regressions(self._run_examples(loaded, name, signature_def, examples), len(examples))
 
     def _run_examples(
         self,
