@@ -23,7 +23,7 @@ from tensorflow.core.framework import types_pb2
 from serving import json_parse, json_tensor
 from serving.batching import BatchingParameters
 from serving.connections import ConnectionGuard, ConnectionLimits
-from serving.errors import HTTP_STATUS_BY_CODE, ServingError
+from serving.errors import HTTP_STATUS_BY_CODE, ServingError, cut
 from serving.inference import Inference
 from serving.json_writer import error_body, proto_json
 from serving.metrics import Metrics
@@ -288,8 +288,7 @@ class RestApi:
         return web.Response(status=HTTP_STATUS_BY_CODE[code], headers=self._headers(False))
 
     def _quoted(self, message: str) -> str:
-        limit = self.settings.max_error_chars
-        return message if len(message) <= limit else message[:limit] + "...TRUNCATED"
+        return cut(message, self.settings.max_error_chars)
 
     async def _read_and_dispatch(
         self, route: _Route, request: web.Request

@@ -51,3 +51,8 @@ class ServingError(Exception):
     @classmethod
     def unimplemented(cls, message: str) -> "ServingError":
         return cls("UNIMPLEMENTED", message)
+
+
+def cut(message: str, limit: int) -> str:
+    """`message` up to `limit` characters, then "...TRUNCATED", as TF Serving's ToGRPCStatus cuts."""
+    return message if len(message) <= limit else message[:limit] + "...TRUNCATED"

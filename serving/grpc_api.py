@@ -35,7 +35,7 @@ from tensorflow_serving.apis import (
 )
 
 from serving import config, tensor_proto
-from serving.errors import ServingError
+from serving.errors import ServingError, cut
 from serving.inference import (
     Inference,
     check_classification_signature,
@@ -69,9 +69,7 @@ class GrpcSettings:
 
 def status_message(message: str) -> str:
     """TF Serving's ToGRPCStatus: messages longer than 1024 characters are cut."""
-    if len(message) > ERROR_MESSAGE_LIMIT:
-        return message[:ERROR_MESSAGE_LIMIT] + "...TRUNCATED"
-    return message
+    return cut(message, ERROR_MESSAGE_LIMIT)
 
 
 def _require_model_spec(request: Any) -> None:
