@@ -230,7 +230,7 @@ class Inference:
         signature: str,
         inputs: Arrays,
     ) -> None:
-        if done.cancelled() or done.exception() is not None or self.request_log is None:
+        if done.cancelled() or done.exception() is not None:
             return
         self.request_log.submit(loaded.model_name, loaded.version, signature, inputs, done.result())
 
