@@ -32,7 +32,7 @@ VERTEX_LOCATIONS = --image $(VERTEX_IMAGE) --pipeline-root $(VERTEX_BUCKET)/root
 	--data-root $(VERTEX_BUCKET)/data/taxi --serving-dir $(VERTEX_BUCKET)/serving
 
 .PHONY: setup hooks run serve serving-config test test-fast lint format vertex-compile vertex-submit \
-	bench bench-serving bench-scale clean
+	bench bench-serving bench-warmup bench-scale clean
 
 setup: $(STAMP)
 
@@ -86,6 +86,10 @@ bench: setup
 
 bench-serving: setup
 	$(BIN)/python bench/serving_bench.py $(ARGS)
+
+# After `make run`: first request to a hot-swapped version with and without a warmup file.
+bench-warmup: setup
+	$(BIN)/python bench/warmup_bench.py $(ARGS)
 
 # Cold runs at 15k, 100k and 1M generated rows (about 6 minutes): bench/results/scale.{json,png}.
 bench-scale: setup

@@ -22,6 +22,7 @@ BATCHING_FIELDS = {
     "num_batch_threads",
 }
 IGNORED_BATCHING_FIELDS = {"thread_pool_name", "allowed_batch_sizes", "pad_variable_length_inputs"}
+INT32_MAX = 2**31 - 1  # tensorflow_model_server's int flags are int32
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,6 +116,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="BatchingParameters text proto: max_batch_size, batch_timeout_micros, "
         "max_enqueued_batches, num_batch_threads",
     )
+    warmup = parser.add_argument_group("warmup (as tensorflow_model_server)")
+    warmup.add_argument(
+        "--enable_model_warmup",
+        type=flag_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        metavar="true|false",
+        help="before a version serves, replay the requests in its "
+        "assets.extra/tf_serving_warmup_requests (TFRecord of PredictionLog, at most 1000), "
+        "so the first real request is not slowed by lazy initialization (default: true)",
+    )
+    warmup.add_argument(
+        "--num_request_iterations_for_warmup",
+        type=int,
+        metavar="N",
+        default=1,
+        help="times each warmup request is replayed; 0 means once, as in "
+        "tensorflow_model_server (default: %(default)s)",
+    )
     request_log = parser.add_argument_group(
         "request logging (for monitoring; a model's logging_config in --model_config_file "
         "overrides the rate and file prefix for that model)"
@@ -156,6 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
         "group read them; set exactly, whatever the umask (default: %(default)s)",
     )
     return parser
+
+
+def flag_bool(text: str) -> bool:
+    """A bool flag's value as tensorflow_model_server parses it: true/false (any case), 1/0."""
+    if text.lower() == "true" or text == "1":
+        return True
+    if text.lower() == "false" or text == "0":
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def request_log_settings(args: argparse.Namespace):
@@ -245,6 +275,11 @@ def usage_problems(args: argparse.Namespace) -> list[str]:
     ):
         if getattr(args, name) < 1:
             problems.append(f"--{name} must be positive")
+    if not 0 <= args.num_request_iterations_for_warmup <= INT32_MAX:
+        problems.append(
+            "--num_request_iterations_for_warmup must be 0 (replay once, as "
+            f"tensorflow_model_server) or a number of replays up to {INT32_MAX}"
+        )
     return problems
 
 
@@ -265,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     from serving.batching import BatchingParameters
     from serving.grpc_api import GrpcSettings
     from serving.server import ModelServer
+    from serving.warmup import WarmupSettings
 
     try:
         if args.model_config_file:
@@ -313,6 +349,10 @@ def main(argv: list[str] | None = None) -> int:
             grpc_port=args.port or None,
             grpc_settings=grpc_settings,
             grpc_socket_path=args.grpc_socket_path,
+            warmup=WarmupSettings(
+                enabled=args.enable_model_warmup,
+                request_iterations=args.num_request_iterations_for_warmup,
+            ),
         )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -234,6 +234,122 @@ def _output_aliases(signature: meta_graph_pb2.SignatureDef, output_filter: Any) 
     return seen or sorted(signature.outputs)
 
 
+# The request work on a version already chosen, as TF Serving's RunPredict, RunClassify,
+# RunRegress and RunMultiInference take a bundle: the RPCs below resolve the version first;
+# warmup (serving/warmup.py) replays requests on a version that is still loading.
+
+
+def run_predict(
+    inference: Inference,
+    loaded: LoadedVersion,
+    request: predict_pb2.PredictRequest,
+    max_elements: int,
+    timeout: float | None = None,
+    logged: bool = True,
+) -> predict_pb2.PredictResponse:
+    """predict_util.cc RunPredict; `logged` False keeps the call out of the request log."""
+    name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+    signatures = loaded.servable.signature_defs
+    if name not in signatures or name == "__saved_model_init_op":
+        raise ServingError.failed_precondition(f'Serving signature key "{name}" not found.')
+    signature = signatures[name]
+    inputs = _predict_inputs(signature, request, max_elements)
+    aliases = _output_aliases(signature, request.output_filter)
+    _check_feed_dtypes(signature, inputs)
+    outputs = inference.predict(loaded, name, inputs, timeout=timeout, logged=logged)
+    response = predict_pb2.PredictResponse()
+    _response_spec(response.model_spec, request.model_spec.name, name, loaded.version)
+    for alias in aliases:
+        response.outputs[alias].CopyFrom(tensor_proto.to_proto(outputs[alias]))
+    return response
+
+
+def run_classify(
+    inference: Inference, loaded: LoadedVersion, request: classification_pb2.ClassificationRequest
+) -> classification_pb2.ClassificationResponse:
+    """classifier.cc RunClassify."""
+    response = classification_pb2.ClassificationResponse()
+    examples = serialized_examples(request.input)
+    classes = inference.classify(loaded, request.model_spec.signature_name, examples)
+    _fill_classifications(response.result, classes, len(examples))
+    _response_spec(
+        response.model_spec,
+        request.model_spec.name,
+        request.model_spec.signature_name,
+        loaded.version,
+    )
+    return response
+
+
+def run_regress(
+    inference: Inference, loaded: LoadedVersion, request: regression_pb2.RegressionRequest
+) -> regression_pb2.RegressionResponse:
+    """regressor.cc RunRegress."""
+    response = regression_pb2.RegressionResponse()
+    examples = serialized_examples(request.input)
+    _fill_regressions(
+        response.result,
+        inference.regress(loaded, request.model_spec.signature_name, examples),
+    )
+    _response_spec(
+        response.model_spec,
+        request.model_spec.name,
+        request.model_spec.signature_name,
+        loaded.version,
+    )
+    return response
+
+
+def run_multi_inference(
+    inference: Inference, loaded: LoadedVersion, request: inference_pb2.MultiInferenceRequest
+) -> inference_pb2.MultiInferenceResponse:
+    """multi_inference.cc TensorFlowMultiInferenceRunner::Infer."""
+    signatures = loaded.servable.signature_defs
+    names: list[str] = []
+    for task in request.tasks:
+        if not task.model_spec.name:
+            raise ServingError.invalid_argument("Found ModelSpec with an empty model name.")
+        if task.model_spec.name != request.tasks[0].model_spec.name:
+            raise ServingError.invalid_argument(
+                "All ModelSpecs in a MultiInferenceRequest must access the same model name."
+            )
+        name = task.model_spec.signature_name or DEFAULT_SIGNATURE
+        if name in names:
+            raise ServingError.invalid_argument(f"Duplicate evaluation of signature: {name}")
+        names.append(name)
+        if name not in signatures:
+            raise ServingError.invalid_argument(
+                f"Requested signature not found in model graph: {name}"
+            )
+        if task.method_name == CLASSIFY_METHOD:
+            check_classification_signature(signatures[name])
+        elif task.method_name == REGRESS_METHOD:
+            check_regression_signature(signatures[name])
+        else:
+            raise ServingError.unimplemented(
+                f"Unsupported signature method_name: {task.method_name}"
+            )
+    examples = serialized_examples(request.input)
+    if len(examples) == 0:
+        raise ServingError.invalid_argument("Input is empty.")
+    response = inference_pb2.MultiInferenceResponse()
+    for task, name in zip(request.tasks, names, strict=True):
+        result = response.results.add()
+        if task.method_name == CLASSIFY_METHOD:
+            classes = inference.classify(loaded, name, examples)
+            _fill_classifications(result.classification_result, classes, len(examples))
+        else:
+            values = inference.regress(loaded, name, examples)
+            _fill_regressions(result.regression_result, values)
+        _response_spec(
+            result.model_spec,
+            task.model_spec.name,
+            task.model_spec.signature_name,
+            loaded.version,
+        )
+    return response
+
+
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """tensorflow.serving.PredictionService."""
 
@@ -248,21 +364,13 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def _predict(self, request: predict_pb2.PredictRequest, context) -> tuple:
         _require_model_spec(request)
         loaded = self._calls.resolve(request.model_spec)
-        name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-        signatures = loaded.servable.signature_defs
-        if name not in signatures or name == "__saved_model_init_op":
-            raise ServingError.failed_precondition(f'Serving signature key "{name}" not found.')
-        signature = signatures[name]
-        inputs = _predict_inputs(signature, request, self._calls.settings.max_elements)
-        aliases = _output_aliases(signature, request.output_filter)
-        _check_feed_dtypes(signature, inputs)
-        outputs = self._calls.inference.predict(
-            loaded, name, inputs, timeout=context.time_remaining()
+        response = run_predict(
+            self._calls.inference,
+            loaded,
+            request,
+            self._calls.settings.max_elements,
+            timeout=context.time_remaining(),
         )
-        response = predict_pb2.PredictResponse()
-        _response_spec(response.model_spec, request.model_spec.name, name, loaded.version)
-        for alias in aliases:
-            response.outputs[alias].CopyFrom(tensor_proto.to_proto(outputs[alias]))
         return response, loaded.version
 
     def Classify(self, request, context):  # noqa: N802
@@ -271,11 +379,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         )
 
     def _classify(self, request: classification_pb2.ClassificationRequest) -> tuple:
-        def run(loaded: LoadedVersion, signature: str, examples: np.ndarray, result: Any) -> None:
-            classes = self._calls.inference.classify(loaded, signature, examples)
-            _fill_classifications(result, classes, len(examples))
-
-        return self._on_examples(request, classification_pb2.ClassificationResponse(), run)
+        _require_model_spec(request)
+        loaded = self._calls.resolve(request.model_spec)
+        return run_classify(self._calls.inference, loaded, request), loaded.version
 
     def Regress(self, request, context):  # noqa: N802
         return self._calls.run(
@@ -283,24 +389,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         )
 
     def _regress(self, request: regression_pb2.RegressionRequest) -> tuple:
-        def run(loaded: LoadedVersion, signature: str, examples: np.ndarray, result: Any) -> None:
-            _fill_regressions(result, self._calls.inference.regress(loaded, signature, examples))
-
-        return self._on_examples(request, regression_pb2.RegressionResponse(), run)
-
-    def _on_examples(self, request: Any, response: Any, run: Callable) -> tuple:
-        """Classify and Regress: the version, the serialized examples, `run` fills the result."""
         _require_model_spec(request)
         loaded = self._calls.resolve(request.model_spec)
-        examples = serialized_examples(request.input)
-        run(loaded, request.model_spec.signature_name, examples, response.result)
-        _response_spec(
-            response.model_spec,
-            request.model_spec.name,
-            request.model_spec.signature_name,
-            loaded.version,
-        )
-        return response, loaded.version
+        return run_regress(self._calls.inference, loaded, request), loaded.version
 
     def MultiInference(self, request, context):  # noqa: N802
         model = request.tasks[0].model_spec.name if request.tasks else ""
@@ -311,50 +402,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def _multi_inference(self, request: inference_pb2.MultiInferenceRequest) -> tuple:
         spec = request.tasks[0].model_spec if request.tasks else model_pb2.ModelSpec()
         loaded = self._calls.resolve(spec)
-        signatures = loaded.servable.signature_defs
-        names: list[str] = []
-        for task in request.tasks:
-            if not task.model_spec.name:
-                raise ServingError.invalid_argument("Found ModelSpec with an empty model name.")
-            if task.model_spec.name != spec.name:
-                raise ServingError.invalid_argument(
-                    "All ModelSpecs in a MultiInferenceRequest must access the same model name."
-                )
-            name = task.model_spec.signature_name or DEFAULT_SIGNATURE
-            if name in names:
-                raise ServingError.invalid_argument(f"Duplicate evaluation of signature: {name}")
-            names.append(name)
-            if name not in signatures:
-                raise ServingError.invalid_argument(
-                    f"Requested signature not found in model graph: {name}"
-                )
-            if task.method_name == CLASSIFY_METHOD:
-                check_classification_signature(signatures[name])
-            elif task.method_name == REGRESS_METHOD:
-                check_regression_signature(signatures[name])
-            else:
-                raise ServingError.unimplemented(
-                    f"Unsupported signature method_name: {task.method_name}"
-                )
-        examples = serialized_examples(request.input)
-        if len(examples) == 0:
-            raise ServingError.invalid_argument("Input is empty.")
-        response = inference_pb2.MultiInferenceResponse()
-        for task, name in zip(request.tasks, names, strict=True):
-            result = response.results.add()
-            if task.method_name == CLASSIFY_METHOD:
-                classes = self._calls.inference.classify(loaded, name, examples)
-                _fill_classifications(result.classification_result, classes, len(examples))
-            else:
-                values = self._calls.inference.regress(loaded, name, examples)
-                _fill_regressions(result.regression_result, values)
-            _response_spec(
-                result.model_spec,
-                task.model_spec.name,
-                task.model_spec.signature_name,
-                loaded.version,
-            )
-        return response, loaded.version
+        return run_multi_inference(self._calls.inference, loaded, request), loaded.version
 
     def GetModelMetadata(self, request, context):  # noqa: N802
         return self._calls.run(

@@ -193,13 +193,14 @@ class Inference:
     # --- predict ----------------------------------------------------------------------------
 
     def submit_predict(
-        self, loaded: LoadedVersion, signature: str, inputs: Arrays
+        self, loaded: LoadedVersion, signature: str, inputs: Arrays, logged: bool = True
     ) -> concurrent.futures.Future:
-        """Starts a predict call; the future holds the outputs (and the call is logged).
+        """Starts a predict call; the future holds the outputs (and the call is logged unless
+        `logged` is False, as for warmup requests, which TF Serving does not log either).
 
         Unbatched, the call runs in the caller's thread and the future is already done. Batched,
-        the inputs join the version's queue; a version retired between lookup and submit still
-        answers, with a direct call on the servable the request resolved to.
+        the inputs join the version's queue; a version retired between lookup and submit, or
+        one still loading (warmup), answers with a direct call on the servable.
         """
         future = None
         if self.batching is not None:
@@ -210,16 +211,21 @@ class Inference:
                 future.set_result(loaded.servable.run(signature, inputs))
             except Exception as error:  # noqa: BLE001 - handed to the caller through the future
                 future.set_exception(error)
-        if self.request_log is not None:
+        if self.request_log is not None and logged:
             future.add_done_callback(lambda done: self._log(done, loaded, signature, inputs))
         return future
 
     def predict(
-        self, loaded: LoadedVersion, signature: str, inputs: Arrays, timeout: float | None = None
+        self,
+        loaded: LoadedVersion,
+        signature: str,
+        inputs: Arrays,
+        timeout: float | None = None,
+        logged: bool = True,
     ) -> Arrays:
         """A blocking predict call (for callers that own a thread, like the gRPC handlers)."""
         try:
-            return self.submit_predict(loaded, signature, inputs).result(timeout)
+            return self.submit_predict(loaded, signature, inputs, logged).result(timeout)
         except concurrent.futures.TimeoutError:
             raise ServingError("DEADLINE_EXCEEDED", "Deadline Exceeded") from None
 

@@ -1,8 +1,9 @@
 """Prometheus metrics in TF Serving's names and exposition layout.
 
-TF Serving exports `:tensorflow:serving:request_count{model_name,status}` and the
+TF Serving exports `:tensorflow:serving:request_count{model_name,status}`, the
 `:tensorflow:serving:request_latency{model_name,API,entrypoint}` histogram (microseconds,
-exponential buckets 10 * 1.8^i). Dashboards built on those work unchanged. This server also
+exponential buckets 10 * 1.8^i) and, per loaded version with a warmup file,
+`:tensorflow:serving:model_warmup_latency{model_path,status}` (the same buckets). Dashboards built on those work unchanged. This server also
 exports the same counts and latencies per model version, which TF Serving does not break down.
 
 Only configured model names become label values: a request for any other name is counted under
@@ -23,6 +24,9 @@ REQUEST_LATENCY = ":tensorflow:serving:request_latency"
 PROCESSED_BATCH_SIZE = ":tensorflow:serving:batching_session:processed_batch_size"
 VERSION_REQUEST_COUNT = ":tensorflow:serving:rest:version_request_count"
 VERSION_REQUEST_LATENCY = ":tensorflow:serving:rest:version_request_latency"
+# saved_model_warmup_util.cc: wall time of replaying a version's warmup requests, in
+# microseconds, by version folder and final status; same buckets as request_latency.
+MODEL_WARMUP_LATENCY = ":tensorflow:serving:model_warmup_latency"
 # Sampled predict requests by outcome (logged or why not); exported only when logging is on.
 REQUEST_LOG_COUNT = ":tensorflow:serving:rest:request_log_count"
 # The model_name label of requests for models that are not configured (":" cannot start a
@@ -111,6 +115,13 @@ class Metrics:
         """One sampled request of `model` was logged, or dropped (outcome says why)."""
         with self._lock:
             self._counters[REQUEST_LOG_COUNT][(("model_name", model), ("outcome", outcome))] += 1
+
+    def observe_warmup(self, model_path: str, status: str, latency_us: float) -> None:
+        """One warmup replay of the version at `model_path` ended with `status` ("OK", or the
+        read error as TF Serving's Status::ToString writes it)."""
+        labels = (("model_path", model_path), ("status", status))
+        with self._lock:
+            self._histogram(MODEL_WARMUP_LATENCY, labels).observe(latency_us)
 
     def observe_batch(self, rows: int) -> None:
         """One model call of a batcher, `rows` rows big (TF Serving's processed_batch_size)."""

@@ -13,6 +13,7 @@ from serving.metrics import Metrics
 from serving.request_log import ModelLogging, RequestLogger, RequestLogSettings
 from serving.servable import Servable
 from serving.versions import ModelManager, ModelSpec
+from serving.warmup import Warmup, WarmupSettings
 
 log = logging.getLogger(__name__)
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tf'
@@ -22,7 +23,8 @@ class ModelServer:
     """Serves `specs` until `stop()` over REST on host:port and, when `grpc_port` is set, gRPC.
 
     A port of 0 picks a free port (see `.port` and `.grpc_port` once started); `port=None`
-    serves no REST. Like tensorflow_model_server, it loads what is on disk before it listens.
+    serves no REST. Like tensorflow_model_server, it loads what is on disk before it listens,
+    and replays each version's warmup requests before serving it (`warmup`, on by default).
     """
 
     def __init__(
@@ -37,6 +39,7 @@ class ModelServer:
         grpc_port: int | None = None,
         grpc_settings: GrpcSettings | None = None,
         grpc_socket_path: str | None = None,
+        warmup: WarmupSettings | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -46,6 +49,7 @@ class ModelServer:
             loader=Servable,
             poll_seconds=poll_seconds,
             on_change=lambda: self.inference.prune_batchers(),
+            warmup=lambda loaded: self.warmup(loaded),
         )
         self.metrics = Metrics(is_known_model=lambda name: self.manager.spec(name) is not None)
         model_logging = {
@@ -63,6 +67,12 @@ class ModelServer:
             self.settings.batching,
             self.request_log,
             on_batch=lambda rows, calls: self.metrics.observe_batch(rows),
+        )
+        self.warmup = Warmup(
+            self.inference,
+            warmup or WarmupSettings(),
+            (grpc_settings or GrpcSettings()).max_elements,
+            on_latency=self.metrics.observe_warmup,
         )
         self.api = RestApi(self.inference, self.settings, self.metrics)
         self.grpc: GrpcServer | None = None

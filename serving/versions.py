@@ -194,6 +194,8 @@ class ModelManager:
       poll_seconds: how often the base paths are listed (TF Serving's
         --file_system_poll_wait_seconds); 0 polls only when `poll` is called.
       on_change: called after the set of loaded versions changed (e.g. to reset batchers).
+      warmup: called with each newly loaded version while it is still LOADING; what it raises
+        fails the load (TF Serving runs SavedModel warmup inside the loader).
     """
 
     def __init__(
@@ -202,9 +204,11 @@ class ModelManager:
         loader: Callable[[str], Any],
         poll_seconds: float = 1.0,
         on_change: Callable[[], None] | None = None,
+        warmup: Callable[[LoadedVersion], None] | None = None,
     ) -> None:
         self._specs = {spec.name: spec for spec in specs}
         self._loader = loader
+        self._warmup = warmup
         self._poll_seconds = poll_seconds
         self._on_change = on_change
         self._lock = threading.Lock()
@@ -372,20 +376,27 @@ class ModelManager:
             self._status[spec.name][version] = VersionStatus(version, State.LOADING)
         started = time.monotonic()
         try:
-            servable = self._loader(path)
+            loaded = LoadedVersion(spec.name, version, path, self._loader(path))
+            if self._warmup is not None:
+                self._warmup(loaded)
         except Exception as error:  # noqa: BLE001 - any failure means "do not serve this version"
             message = f"Failed to load servable {spec.name} version {version} from {path}: {error}"
             log.error(message)
             self._failed[key] = signature
+            # An error with a TF status (a warmup failure) is reported as TF Serving's loader
+            # reports it: its own code and message.
+            failed = (
+                VersionStatus(version, State.END, error.code, error.message)
+                if isinstance(error, ServingError)
+                else VersionStatus(version, State.END, "UNKNOWN", message)
+            )
             with self._lock:
-                self._status[spec.name][version] = VersionStatus(
-                    version, State.END, error_code="UNKNOWN", error_message=message
-                )
+                self._status[spec.name][version] = failed
             return
         self._failed.pop(key, None)
         _freeze_heap()
         with self._lock:
-            self._loaded[spec.name][version] = LoadedVersion(spec.name, version, path, servable)
+            self._loaded[spec.name][version] = loaded
             self._status[spec.name][version] = VersionStatus(version, State.AVAILABLE)
         log.info(
             "Successfully loaded servable version {name: %s version: %d} in %.1f s",

@@ -6,8 +6,8 @@ import sys
 import pytest
 
 from serving import config, tf_serving
+from serving.__main__ import build_parser, read_batching_parameters
 from serving.__main__ import main as serve_main
-from serving.__main__ import read_batching_parameters
 from serving.client import ServingClient, ServingClientError
 from serving.server import ModelServer
 from serving.versions import VersionPolicy
@@ -131,6 +131,30 @@ def test_cli_refuses_bad_combinations(capsys, tmp_path):
     assert "--port and --rest_api_port are both 8600" in capsys.readouterr().err
 
 
+def test_cli_warmup_flags_read_as_tensorflow_model_server_reads_them(capsys):
+    parser = build_parser()
+    defaults = parser.parse_args([])
+    assert defaults.enable_model_warmup is True
+    assert defaults.num_request_iterations_for_warmup == 1
+    # TF's bool flags: bare, true/false in any case, 1/0.
+    for argv, expected in [
+        (["--enable_model_warmup"], True),
+        (["--enable_model_warmup=false"], False),
+        (["--enable_model_warmup=FALSE"], False),
+        (["--enable_model_warmup=0"], False),
+        (["--enable_model_warmup=True"], True),
+    ]:
+        assert parser.parse_args(argv).enable_model_warmup is expected, argv
+    with pytest.raises(SystemExit) as refused:
+        serve_main(["--enable_model_warmup=maybe"])
+    assert refused.value.code == 2
+    assert "expected true or false, got 'maybe'" in capsys.readouterr().err
+    # int32, and 0 is TF Serving's "not set" (replay once); a negative count means nothing.
+    for value in ("-1", "2147483648"):
+        assert serve_main(["--num_request_iterations_for_warmup", value]) == 2
+        assert "--num_request_iterations_for_warmup must be 0" in capsys.readouterr().err
+
+
 def test_cli_help_runs_as_a_module():
     result = subprocess.run(
         [sys.executable, "-m", "serving", "--help"], capture_output=True, text=True
@@ -142,6 +166,8 @@ def test_cli_help_runs_as_a_module():
         "--enable_batching",
         "--host",
         "--max_request_bytes",
+        "--enable_model_warmup",
+        "--num_request_iterations_for_warmup",
     ):
         assert flag in result.stdout
 

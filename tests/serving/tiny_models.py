@@ -55,6 +55,30 @@ def save_tiny(base_path: str, version: int, scale: float) -> str:
     return path
 
 
+class _Counter(tf.Module):
+    """Counts its calls, so a test can tell how often warmup ran a request."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = tf.Variable(0, dtype=tf.int64)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+    def serve(self, x):
+        calls = self.calls.assign_add(1)
+        return {"calls": tf.fill(tf.shape(x), calls)}
+
+
+def save_counter(base_path: str, version: int) -> str:
+    """Model 'counter': each row's output is how many calls the version has answered, this one
+    included (its state starts at 0 with every load)."""
+    module = _Counter()
+    path = os.path.join(base_path, str(version))
+    tf.saved_model.save(
+        module, path, signatures={"serving_default": module.serve.get_concrete_function()}
+    )
+    return path
+
+
 def save_classifier(base_path: str, version: int) -> str:
     """A TF1-style model with classify and regress signatures over tf.Example feature 'x'."""
     path = os.path.join(base_path, str(version))
