@@ -196,6 +196,9 @@ class ModelManager:
       on_change: called after the set of loaded versions changed (e.g. to reset batchers).
       warmup: called with each newly loaded version while it is still LOADING; what it raises
         fails the load (TF Serving runs SavedModel warmup inside the loader).
+      release_delay_seconds: how long a retired version is kept before the manager lets go of
+        it, so that its teardown does not run beside the new version's first requests (see
+        `_release_later`); 0 lets go at once.
     """
 
     def __init__(
@@ -205,10 +208,12 @@ class ModelManager:
         poll_seconds: float = 1.0,
         on_change: Callable[[], None] | None = None,
         warmup: Callable[[LoadedVersion], None] | None = None,
+        release_delay_seconds: float = 1.0,
     ) -> None:
         self._specs = {spec.name: spec for spec in specs}
         self._loader = loader
         self._warmup = warmup
+        self._release_delay_seconds = release_delay_seconds
         self._poll_seconds = poll_seconds
         self._on_change = on_change
         self._lock = threading.Lock()
@@ -377,6 +382,10 @@ class ModelManager:
         started = time.monotonic()
         try:
             loaded = LoadedVersion(spec.name, version, path, self._loader(path))
+            # The full collection walks the whole heap and so evicts the CPU caches: the first
+            # call after it takes about 1.5x a steady one. Run before warmup, it leaves warmup's
+            # requests as the last work before the version serves.
+            gc.collect()
             if self._warmup is not None:
                 self._warmup(loaded)
         except Exception as error:  # noqa: BLE001 - any failure means "do not serve this version"
@@ -407,9 +416,29 @@ class ModelManager:
 
     def _unload(self, name: str, version: int) -> None:
         with self._lock:
-            self._loaded[name].pop(version, None)
+            retired = self._loaded[name].pop(version, None)
             self._status[name][version] = VersionStatus(version, State.END)
         log.info("Unloaded servable version {name: %s version: %d}", name, version)
+        if retired is not None:
+            self._release_later(retired)
+
+    def _release_later(self, retired: LoadedVersion) -> None:
+        """Keeps `retired` alive for `release_delay_seconds`, then lets go of it.
+
+        Letting go of the last reference tears the SavedModel down: each of its TensorFlow
+        resources (the taxi model's vocabulary tables) runs a destroy function that TensorFlow
+        traces on first use, 25-50 ms of Python that takes the GIL in turns with the request
+        threads. Right after a swap that lands on the new version's first requests (measured:
+        up to 10-27x a steady call); a moment later the swap's first requests are answered.
+        Requests still running on `retired` hold their own reference either way.
+        """
+        if self._release_delay_seconds <= 0:
+            return
+        kept = [retired]
+        releaser = threading.Timer(self._release_delay_seconds, kept.clear)
+        releaser.name = f"release-{retired.model_name}-{retired.version}"
+        releaser.daemon = True
+        releaser.start()
 
     def resolve(
         self, name: str, version: int | None = None, label: str | None = None
@@ -474,6 +503,6 @@ def _freeze_heap() -> None:
     """Moves every object alive now (the loaded models, TensorFlow's own) out of the collector's
     sight, so the cyclic GC passes that large requests trigger scan only the request's objects:
     with TensorFlow's heap in view, parsing 2M empty JSON arrays took 2.6 s instead of 0.3 s.
-    Garbage is collected first so that none of it is frozen."""
-    gc.collect()
+    The garbage was collected before warmup (see `_load`), so little of it is frozen; freezing
+    itself walks no objects."""
     gc.freeze()

@@ -6,6 +6,7 @@ import shutil
 import threading
 import time
 import urllib.request
+import weakref
 
 import pytest
 
@@ -329,3 +330,26 @@ def test_a_symlinked_version_is_served_and_skipped_children_are_logged_once(
     assert len(messages_with(caplog, f"not serving {base / 'notes'}: its name is not")) == 1
     linked = messages_with(caplog, "version 2 is a symlink to")
     assert len(linked) == 1 and str(model_root / "tiny" / "2") in linked[0]
+
+
+def test_a_retired_version_is_released_after_the_delay_not_during_the_swap(tmp_path):
+    """Its teardown must not run beside the new version's first requests."""
+
+    class Loaded:
+        def __init__(self, path: str) -> None:
+            self.path = path
+
+    (tmp_path / "m" / "1").mkdir(parents=True)
+    manager = ModelManager(
+        [ModelSpec("m", str(tmp_path / "m"))],
+        loader=Loaded,
+        poll_seconds=0,
+        release_delay_seconds=0.5,
+    )
+    manager.poll()
+    retired = weakref.ref(manager.resolve("m").servable)
+    (tmp_path / "m" / "2").mkdir()
+    manager.poll()
+    assert manager.loaded_versions("m") == [2]
+    assert retired() is not None  # not torn down during the swap
+    assert wait_for(lambda: retired() is None, timeout=10)
