@@ -31,6 +31,8 @@ ALLOWED = {
         *FOUNDATION,
         "tfx_pipeline.cloud",
         "tfx_pipeline.components.data_gate.policy",
+        "tfx_pipeline.components.infra_validator.servers",
+        "tfx_pipeline.components.gated_evaluator.rules",
     ),
     "tfx_pipeline.pipeline": (
         *FOUNDATION,
@@ -78,6 +80,13 @@ TFX_FREE = (
     "tfx_pipeline/components/atomic_pusher/push.py",
     "tfx_pipeline/components/arrow_csv_example_gen/csv_examples.py",
     "tfx_pipeline/components/arrow_csv_example_gen/shuffle.py",
+    "tfx_pipeline/components/gated_evaluator/rules.py",
+    "tfx_pipeline/components/gated_evaluator/judge.py",
+    "tfx_pipeline/components/gated_evaluator/results.py",
+    "tfx_pipeline/components/infra_validator/servers.py",
+    "tfx_pipeline/components/infra_validator/model_server.py",
+    "tfx_pipeline/components/infra_validator/requests.py",
+    "tfx_pipeline/components/infra_validator/validation.py",
 )
 # Modules a command imports before it has checked its input: no TensorFlow, TFX or Beam.
 LIGHT = (

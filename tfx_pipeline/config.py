@@ -10,14 +10,22 @@ import json
 import pathlib
 
 import models
+from models import features
 from tfx_pipeline import cloud
 from tfx_pipeline.components.data_gate.policy import validate_policy
+from tfx_pipeline.components.gated_evaluator.rules import BlessingRules, SliceGap
+from tfx_pipeline.components.infra_validator.servers import AUTO as AUTO_SERVER
+from tfx_pipeline.components.infra_validator.servers import CHOICES as INFRA_SERVERS
+from tfx_pipeline.components.infra_validator.servers import MAX_WARMUP_RECORDS
 from tfx_pipeline.problems import ConfigProblems, raise_if_any
 
 # Module code TFX loads by dotted path; the project is installed into the environment.
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 TUNER_FN = "models.tuner.tuner_fn"
 RUN_FN = "models.model.run_fn"
+
+# Infra validation calls these signatures.
+INFRA_SIGNATURES = (features.SERVING_EXAMPLES_SIGNATURE, features.SERVING_RAW_SIGNATURE)
 
 # The served model's name: <serving-dir>/<MODEL_NAME>/<version>/.
 MODEL_NAME = "taxi"
@@ -46,6 +54,22 @@ class PipelineConfig:
       portable_resolvers: use only the resolver strategies Kubeflow Pipelines v2 (Vertex AI
         Pipelines) can compile: TFX's LatestArtifactStrategy and LatestBlessedModelStrategy
         instead of our lineage-following ones (see `pipeline.create_pipeline`).
+      min_auc: blessing floor on the overall slice's AUC point estimate.
+      max_auc_drop: no regression: blessing fails when the whole 95% interval of the overall
+        AUC change against the last blessed model lies below -max_auc_drop (a drop within
+        the noise passes).
+      slice_features: features whose slices TFMA reports (gated ones are added).
+      gated_slice_features: every slice of these features with at least `min_slice_examples`
+        examples and both classes is gated by `min_slice_auc` and `max_slice_auc_drop`.
+      min_slice_examples: smaller slices are reported ("too small to judge"), never gated.
+      min_slice_class_examples: so are slices with fewer positives or negatives than this
+        (the bundled data's Cash trips hold 2 recorded tips in 2460: AUC means nothing there).
+      min_slice_auc: a gated slice fails when its whole AUC interval lies below this (0: off).
+        0.5 fails only slices significantly worse than chance.
+      max_slice_auc_drop: a gated slice fails when the whole interval of its AUC change against
+        the last blessed model lies below -max_slice_auc_drop (1: off).
+      max_slice_auc_gaps: AUC gaps between two slices of one feature that fail when their whole
+        interval lies beyond the limit (see components/gated_evaluator/rules.py).
       vertex_training: run the Tuner and the Trainer as Vertex AI custom jobs.
       vertex_endpoint: also deploy each blessed model to a Vertex AI endpoint.
       arrow_csv_example_gen: ExampleGen parses CSV with Arrow and encodes examples in C++
@@ -55,6 +79,14 @@ class PipelineConfig:
         spans that passed the data gate (1: only the ingested span); Transform reuses its
         analyzer cache for the older ones. Above 1 it needs a lineage-following resolver, so
         not with `portable_resolvers`.
+      infra_server: the model server infra validation starts on the candidate: `auto` (TF
+        Serving's `tensorflow_model_server` when it is on PATH, else `python -m serving`),
+        `tensorflow_model_server` or `python`.
+      infra_examples: eval-split rows infra validation sends through each checked signature;
+        they also become the pushed model's warmup requests.
+      infra_max_p99_increase: the candidate's p99 one-row predict latency may be at most this
+        fraction above the last blessed model's, measured in the same server (0.5: 50% slower).
+      infra_max_loading_seconds: how long the candidate may take to become AVAILABLE.
     """
 
     pipeline_name: str
@@ -78,6 +110,12 @@ class PipelineConfig:
     min_auc: float = 0.90
     max_auc_drop: float = 0.01
     slice_features: tuple[str, ...] = ("payment_type", "trip_start_day")
+    gated_slice_features: tuple[str, ...] = ("payment_type",)
+    min_slice_examples: int = 200
+    min_slice_class_examples: int = 20
+    min_slice_auc: float = 0.5
+    max_slice_auc_drop: float = 0.05
+    max_slice_auc_gaps: tuple[SliceGap, ...] = ()
     beam_pipeline_args: tuple[str, ...] = ()
     enable_cache: bool = True
     portable_resolvers: bool = False
@@ -85,6 +123,10 @@ class PipelineConfig:
     vertex_endpoint: cloud.VertexEndpoint | None = None
     arrow_csv_example_gen: bool = True
     training_window_spans: int = 1
+    infra_server: str = AUTO_SERVER
+    infra_examples: int = 50
+    infra_max_p99_increase: float = 0.5
+    infra_max_loading_seconds: int = 300
 
     def __post_init__(self) -> None:
         problems = []
@@ -98,13 +140,26 @@ class PipelineConfig:
             "train_hash_buckets",
             "eval_hash_buckets",
             "training_window_spans",
+            "infra_examples",
+            "infra_max_loading_seconds",
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not 0.0 <= self.min_auc <= 1.0:
-            problems.append(f"min_auc must be within [0, 1], got {self.min_auc}")
-        if not 0.0 <= self.max_auc_drop <= 1.0:
-            problems.append(f"max_auc_drop must be within [0, 1], got {self.max_auc_drop}")
+        problems += self.blessing_rules().problems()
+        if self.infra_server not in INFRA_SERVERS:
+            problems.append(
+                f"infra_server must be one of {', '.join(INFRA_SERVERS)}, got {self.infra_server!r}"
+            )
+        if self.infra_examples * len(INFRA_SIGNATURES) > MAX_WARMUP_RECORDS:
+            problems.append(
+                f"infra_examples must be at most {MAX_WARMUP_RECORDS // len(INFRA_SIGNATURES)} "
+                f"(each row is sent to {len(INFRA_SIGNATURES)} signatures and TF Serving replays "
+                f"at most {MAX_WARMUP_RECORDS} warmup requests), got {self.infra_examples}"
+            )
+        if not self.infra_max_p99_increase >= 0.0:
+            problems.append(
+                f"infra_max_p99_increase must be at least 0, got {self.infra_max_p99_increase}"
+            )
         if not self.pipeline_name.replace("-", "").replace("_", "").isalnum():
             problems.append(
                 f"pipeline_name may hold letters, digits, '-' and '_' only, got {self.pipeline_name!r}"
@@ -121,6 +176,24 @@ class PipelineConfig:
         except json.JSONDecodeError as error:
             problems.append(f"anomaly_policy_json is not JSON: {error}")
         raise_if_any(problems, "invalid pipeline config")
+
+    @property
+    def model_name(self) -> str:
+        """The served model's name: the last folder of `serving_model_dir`."""
+        return self.serving_model_dir.rstrip("/").rsplit("/", 1)[-1]
+
+    def blessing_rules(self) -> BlessingRules:
+        """What the GatedEvaluator blesses by (components/gated_evaluator/judge.py)."""
+        return BlessingRules(
+            min_auc=self.min_auc,
+            max_auc_drop=self.max_auc_drop,
+            slice_features=self.gated_slice_features,
+            min_slice_examples=self.min_slice_examples,
+            min_slice_class_examples=self.min_slice_class_examples,
+            min_slice_auc=self.min_slice_auc,
+            max_slice_auc_drop=self.max_slice_auc_drop,
+            slice_gaps=self.max_slice_auc_gaps,
+        )
 
     def module_custom_config(self) -> dict[str, object]:
         """custom_config for Transform, Tuner and Trainer: settings the module code reads."""

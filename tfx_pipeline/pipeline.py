@@ -5,7 +5,7 @@ It composes four named stages, each returning its nodes and what later stages re
   ingest_and_validate  ExampleGen, StatisticsGen, the schema, ExampleValidator and the DataGate
   training_window      the examples Transform and training read: this span, or a rolling window
   tune_and_train       Transform, the Tuner (or the latest search), the Trainer
-  evaluate_and_push    the baseline, the Evaluator (TFMA) and the Pusher(s)
+  evaluate_and_push    the baseline, the Evaluator (TFMA), the InfraValidator and the Pusher(s)
 
 The resolver family (lineage-aware, or portable for Vertex) is chosen once, in create_pipeline.
 """
@@ -21,7 +21,7 @@ from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGe
 from tfx.dsl.components.base import base_node, executor_spec
 from tfx.orchestration import metadata as tfx_metadata
 from tfx.orchestration import pipeline as tfx_pipeline
-from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
+from tfx.proto import example_gen_pb2, infra_validator_pb2, pusher_pb2, trainer_pb2
 from tfx.types import Channel
 
 from models import features
@@ -30,6 +30,8 @@ from tfx_pipeline import config as config_lib
 from tfx_pipeline.components.arrow_csv_example_gen.component import ArrowCsvExampleGen
 from tfx_pipeline.components.atomic_pusher.executor import Executor as AtomicPusherExecutor
 from tfx_pipeline.components.data_gate.component import DataGate
+from tfx_pipeline.components.gated_evaluator.component import GatedEvaluator
+from tfx_pipeline.components.infra_validator.component import InfraValidator
 from tfx_pipeline.metrics import histogram_metrics
 from tfx_pipeline.resolvers import families
 from tfx_pipeline.resolvers.families import ResolverFamily
@@ -65,23 +67,16 @@ class Trained:
 
 
 def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
-    """TFMA config: metrics on the overall slice and per slice feature, thresholds on overall only."""
-    overall = tfma.SlicingSpec()
-    auc_threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_auc}),
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-            absolute={"value": -config.max_auc_drop},
-        ),
-    )
+    """TFMA config: what to compute (metrics with jackknife intervals per slice), not thresholds.
+
+    The GatedEvaluator judges the blessing rules itself, on these intervals: TFMA's thresholds
+    would compare point estimates only.
+    """
+    rules = config.blessing_rules()
+    slice_features = list(config.slice_features)
+    slice_features += [f for f in rules.gated_features() if f not in slice_features]
     metrics = [
-        tfma.MetricConfig(
-            class_name="AUC",
-            # Thresholds apply to every slice unless scoped; small slices are too noisy to gate on.
-            per_slice_thresholds=[
-                tfma.PerSliceMetricThreshold(slicing_specs=[overall], threshold=auc_threshold)
-            ],
-        ),
+        tfma.MetricConfig(class_name="AUC"),
         # Example count, accuracy, precision and recall at 0.5, calibration and mean label (which
         # tells a one-class slice, where AUC is undefined, from a bad one), all derived from
         # AUC's histogram: TFMA's own metrics would add three more per-example combiners.
@@ -98,9 +93,24 @@ def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
                 preprocessing_function_names=[features.TRANSFORM_SIGNATURE],
             )
         ],
-        slicing_specs=[overall]
-        + [tfma.SlicingSpec(feature_keys=[key]) for key in config.slice_features],
+        slicing_specs=[tfma.SlicingSpec()]
+        + [tfma.SlicingSpec(feature_keys=[key]) for key in slice_features],
+        # Each slice gap as TFMA's cross-slice metric, AUC(first) - AUC(second), which the
+        # jackknife gives an interval like any other metric.
+        cross_slicing_specs=[
+            tfma.CrossSlicingSpec(
+                baseline_spec=tfma.SlicingSpec(feature_values={gap.feature: gap.first}),
+                slicing_specs=[tfma.SlicingSpec(feature_values={gap.feature: gap.second})],
+            )
+            for gap in rules.slice_gaps
+        ],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+        options=tfma.Options(
+            compute_confidence_intervals={"value": True},
+            confidence_intervals=tfma.ConfidenceIntervalOptions(
+                method=tfma.ConfidenceIntervalOptions.JACKKNIFE
+            ),
+        ),
     )
 
 
@@ -283,18 +293,24 @@ def evaluate_and_push(
 ) -> list[base_node.BaseNode]:
     """The baseline, TFMA's Evaluator on this span's eval split, and the blessed model's push."""
     baseline = resolvers.baseline(trained.trainer)
-    evaluator = components.Evaluator(
+    # TFX's Evaluator, blessing by our rules judged on TFMA's confidence intervals.
+    evaluator = GatedEvaluator(
         examples=ingested.examples,
         model=trained.model,
         baseline_model=baseline.outputs["model"],
         eval_config=eval_config(config),
+        blessing_rules=config.blessing_rules(),
     ).with_id(node_ids.EVALUATOR)
 
+    infra_validator = infra_validation(config, ingested, trained, baseline.outputs["model"])
+
     pusher = components.Pusher(
-        # Versions appear complete or not at all, and an unchanged model is never pushed twice.
+        # Versions appear complete or not at all, and an unchanged model is never pushed twice;
+        # the pushed copy is the infra-validated one, with its warmup requests.
         custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor),
         model=trained.model,
         model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=infra_validator.outputs["blessing"],
         push_destination=pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=config.serving_model_dir
@@ -302,10 +318,45 @@ def evaluate_and_push(
         ),
     ).with_id(node_ids.PUSHER)
 
-    nodes = [baseline, evaluator, pusher]
+    nodes = [baseline, evaluator, infra_validator, pusher]
     if config.vertex_endpoint:
-        nodes.append(vertex_endpoint_pusher(config.vertex_endpoint, trained.model, evaluator))
+        nodes.append(
+            vertex_endpoint_pusher(
+                config.vertex_endpoint, trained.model, evaluator, infra_validator
+            )
+        )
     return nodes
+
+
+def infra_validation(
+    config: config_lib.PipelineConfig,
+    ingested: Ingested,
+    trained: Trained,
+    baseline_model: Channel,
+) -> base_node.BaseNode:
+    """The candidate served by a real model server: it loads, answers right, fast, and warm."""
+    return InfraValidator(
+        model=trained.model,
+        examples=ingested.examples,
+        baseline_model=baseline_model,
+        serving_spec=infra_validator_pb2.ServingSpec(
+            tensorflow_serving=infra_validator_pb2.TensorFlowServing(),
+            model_name=config.model_name,
+        ),
+        request_spec=infra_validator_pb2.RequestSpec(
+            tensorflow_serving=infra_validator_pb2.TensorFlowServingRequestSpec(
+                signature_names=list(config_lib.INFRA_SIGNATURES)
+            ),
+            split_name="eval",
+            num_examples=config.infra_examples,
+            make_warmup=True,
+        ),
+        validation_spec=infra_validator_pb2.ValidationSpec(
+            max_loading_time_seconds=config.infra_max_loading_seconds
+        ),
+        server=config.infra_server,
+        max_p99_increase=config.infra_max_p99_increase,
+    ).with_id(node_ids.INFRA_VALIDATOR)
 
 
 def vertex_training_components(config: config_lib.PipelineConfig) -> tuple[type, type, dict, dict]:
@@ -342,7 +393,10 @@ def vertex_training_components(config: config_lib.PipelineConfig) -> tuple[type,
 
 
 def vertex_endpoint_pusher(
-    endpoint: cloud.VertexEndpoint, model: Channel, evaluator: base_node.BaseNode
+    endpoint: cloud.VertexEndpoint,
+    model: Channel,
+    evaluator: base_node.BaseNode,
+    infra_validator: base_node.BaseNode,
 ) -> base_node.BaseNode:
     """A second Pusher that deploys the blessed model to a Vertex AI endpoint."""
     from tfx.extensions.google_cloud_ai_platform import constants as vertex_constants
@@ -351,6 +405,7 @@ def vertex_endpoint_pusher(
     return Pusher(
         model=model,
         model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=infra_validator.outputs["blessing"],
         custom_config={
             vertex_constants.ENABLE_VERTEX_KEY: True,
             vertex_constants.VERTEX_REGION_KEY: endpoint.region,

@@ -33,9 +33,12 @@ def test_airflow_runs_the_whole_pipeline_on_the_bundled_data(tmp_path):
     ran = {node: state for node, state in found.states.items() if "resolver" not in node}
     assert set(ran.values()) == {"COMPLETE"}, found.states
     assert found.blessed is True
+    # The InfraValidator's model server runs as a child of the Airflow task.
+    assert found.infra_blessed is True, found.infra
     assert found.spans and found.spans[0].startswith("span 2")
     (version,) = (output_dir / "serving" / "taxi").iterdir()
     assert (version / "saved_model.pb").is_file()
+    assert (version / "assets.extra" / "tf_serving_warmup_requests").is_file()
     # Push history reads the legacy launcher's contexts too.
     (push,) = history.pushes(str(output_dir / "metadata.sqlite"), DAG_ID)
     assert (str(push.version), push.blessed, push.on_disk) == (version.name, True, "SERVED")

@@ -1,15 +1,23 @@
-"""End to end: local_runner.py as a user runs it, on a small sample, three runs in a row.
+"""End to end: local_runner.py as a user runs it, on a small sample, runs in a row sharing one output.
 
-1. cold: every component runs, a blessed model is pushed and both signatures serve it;
+1. cold: every component runs, the model is infra-validated and pushed warm, both signatures
+   serve it;
 2. unchanged rerun: everything is cached and no duplicate version is pushed;
-3. unmeetable threshold: nothing is pushed, the summary says why, exit status 3.
+3. unmeetable threshold: nothing is pushed, the summary says why, exit status 3;
+4. a new span: evaluated against the blessed model (a drop within the noise does not block);
+5. a module that exports a broken signature: not infra-blessed, nothing pushed;
+6. a span whose Credit Card labels are coin flips: that slice's gate fails, naming it.
 """
 
+import csv
 import math
 import os
+import random
 import re
+import shutil
 import subprocess
 import sys
+import urllib.request
 
 import numpy as np
 import pytest
@@ -41,11 +49,11 @@ def workspace(tmp_path_factory):
     return root
 
 
-def runner_command(workspace, *flags):
+def runner_command(workspace, *flags, runner=REPO_ROOT / "local_runner.py"):
     """`local_runner.py` on the workspace's data/ and outputs/, as a user types it."""
     return [
         sys.executable,
-        str(REPO_ROOT / "local_runner.py"),
+        str(runner),
         "--data-root",
         str(workspace / "data"),
         "--output-dir",
@@ -59,8 +67,8 @@ def runner_env():
     return {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
 
 
-def run_pipeline(workspace, *extra):
-    command = runner_command(workspace, *FAST_FLAGS, *extra)
+def run_pipeline(workspace, *extra, runner=REPO_ROOT / "local_runner.py"):
+    command = runner_command(workspace, *FAST_FLAGS, *extra, runner=runner)
     result = subprocess.run(command, capture_output=True, text=True, env=runner_env(), timeout=900)
     print(result.stdout, result.stderr)
     return result
@@ -103,9 +111,43 @@ def test_cold_run_completes_every_component_and_pushes(cold_run, workspace):
     )
 
 
+def test_cold_run_is_infra_validated_and_pushes_the_warm_model(cold_run, workspace):
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    assert cold_run.returncode == 0, cold_run.stdout + cold_run.stderr
+    # 50 eval rows through each of the two signatures, over gRPC and REST; no baseline yet.
+    assert (
+        "Infra validated: yes, on python -m serving: loaded and answered 100 requests, p99 "
+        in cold_run.stdout
+    )
+    (version,) = versions(workspace)
+    warmup = (
+        workspace / "outputs" / "serving" / "taxi" / version / "assets.extra"
+    ) / "tf_serving_warmup_requests"
+    logs = [
+        prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        for record in tf.data.TFRecordDataset(str(warmup))
+    ]
+    assert len(logs) == 100
+    requests = [log.predict_log.request for log in logs]
+    assert {r.model_spec.name for r in requests} == {"taxi"}
+    assert [r.model_spec.signature_name for r in requests] == (
+        ["serving_default"] * 50 + ["serving_raw"] * 50
+    )
+
+
 def test_console_shows_progress_and_summary_while_logs_go_to_the_file(cold_run, workspace):
-    progress = dict(re.findall(r"^  \[\s*\d+/12\] (\S+)\s+(\S+)", cold_run.stdout, re.MULTILINE))
-    for component in ("CsvExampleGen", "Transform", "Tuner", "Trainer", "Evaluator", "Pusher"):
+    progress = dict(re.findall(r"^  \[\s*\d+/13\] (\S+)\s+(\S+)", cold_run.stdout, re.MULTILINE))
+    for component in (
+        "CsvExampleGen",
+        "Transform",
+        "Tuner",
+        "Trainer",
+        "Evaluator",
+        "InfraValidator",
+        "Pusher",
+    ):
         assert progress.get(component) == "ran", (component, progress)
     for heading in (
         "Data:            span 2: 2400 rows",
@@ -228,6 +270,14 @@ def test_pushed_model_over_rest_and_grpc_equals_the_in_process_signature(
     examples = serialized_examples(rows, raw_feature_spec, drop={features.TIPS_KEY}).numpy()
     spec = ModelSpec("taxi", str(model_dir))
     with ModelServer([spec], port=0, grpc_port=0, poll_seconds=0) as server:
+        # The pushed version arrived with the InfraValidator's warmup requests, replayed
+        # before it became AVAILABLE (TF Serving's metric, status OK).
+        metrics = urllib.request.urlopen(server.url + "/monitoring/prometheus/metrics").read()
+        replayed = (
+            ':tensorflow:serving:model_warmup_latency_count{model_path="'
+            f'{model_dir / version}",status="OK"}} 1'
+        )
+        assert replayed in metrics.decode(), metrics.decode()
         client = ServingClient(server.url)
         by_rows = client.predict_rows("taxi", instances, signature_name="serving_raw")
         by_examples = client.predict_rows(
@@ -261,3 +311,92 @@ def test_history_and_rollback_after_two_pushes(new_span_run, workspace, capsys):
     assert history.main(["--output-dir", str(workspace / "outputs")]) == 0
     table = capsys.readouterr().out
     assert "rolled back" in table and "SERVED" in table
+
+
+@pytest.fixture(scope="module")
+def broken_signature_run(new_span_run, workspace):
+    """Span 3 again, trained by a test-only copy of models/ whose serving_raw answers NaN.
+
+    The runner script is copied beside the broken package, so `models` (TFX loads run_fn by
+    dotted path) resolves to the copy while tfx_pipeline stays the installed one.
+    """
+    assert new_span_run[0].returncode == 0
+    copy = workspace / "broken_module"
+    shutil.copytree(
+        REPO_ROOT / "models", copy / "models", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    model_py = copy / "models" / "model.py"
+    source = model_py.read_text()
+    raw_start = source.index("def serve_raw(")
+    answer = "return {features.PROBABILITY_OUTPUT: module.predict_raw(raw)}"
+    at = source.index(answer, raw_start)
+    broken = answer.replace("module.predict_raw(raw)", 'module.predict_raw(raw) * float("nan")')
+    model_py.write_text(source[:at] + broken + source[at + len(answer) :])
+    shutil.copy(REPO_ROOT / "local_runner.py", copy / "local_runner.py")
+    before = snapshot(workspace / "outputs" / "serving")
+    result = run_pipeline(
+        workspace, "--min-auc", "0.6", "--max-auc-drop", "0.2", runner=copy / "local_runner.py"
+    )
+    return result, before
+
+
+def test_a_model_that_cannot_be_served_is_not_infra_blessed_and_not_pushed(
+    broken_signature_run, workspace
+):
+    result, before = broken_signature_run
+    assert result.returncode == 3, result.stdout + result.stderr
+    states = latest_run_states(workspace)
+    for node in ("Trainer", "Evaluator", "InfraValidator", "Pusher"):
+        assert states[node] == "COMPLETE", (node, states[node])
+    # The Evaluator calls serving_default only, so it blesses; serving the model shows the fault.
+    assert "Blessed:         yes" in result.stdout
+    assert "Infra validated: NO" in result.stdout
+    assert re.search(
+        r"^ +- serving_raw over gRPC: probabilities is not finite: \[nan\] "
+        r"\(50 of 50 requests, first: request 50\)$",
+        result.stdout,
+        re.MULTILINE,
+    ), result.stdout
+    assert (
+        "Pushed:          nothing (not pushed: the model failed infra validation)" in result.stdout
+    )
+    assert snapshot(workspace / "outputs" / "serving") == before
+
+
+@pytest.fixture(scope="module")
+def scrambled_slice_run(broken_signature_run, workspace):
+    """Span 4: both bundled spans (about 15k trips), Credit Card labels replaced by coin flips.
+
+    The flips keep the slice's share of big tippers, so no column's overall picture changes
+    much, but nothing can predict that slice any more: its AUC falls to 0.5 from about 0.62.
+    Enough Credit Card rows (about 1,400 in the eval split) make that drop certain, not noise.
+    """
+    rows = read_csv_rows(DATA_ROOT / "span-1" / "data.csv") + read_csv_rows(
+        DATA_ROOT / "span-2" / "data.csv"
+    )
+    card = [r for r in rows if r["payment_type"] == "Credit Card" and r["fare"] and r["tips"]]
+    share = sum(float(r["tips"]) > 0.2 * float(r["fare"]) for r in card) / len(card)
+    coin = random.Random(15)
+    for row in card:
+        row["tips"] = f"{float(row['fare']) * 0.3:.2f}" if coin.random() < share else "0.0"
+    (workspace / "data" / "span-4").mkdir()
+    with open(workspace / "data" / "span-4" / "data.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    before = snapshot(workspace / "outputs" / "serving")
+    result = run_pipeline(
+        workspace, "--min-auc", "0.6", "--max-auc-drop", "0.2", "--min-slice-auc", "0.6"
+    )
+    return result, before
+
+
+def test_a_slice_made_worse_fails_its_gate_and_is_named(scrambled_slice_run, workspace):
+    result, before = scrambled_slice_run
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "Blessed:         NO" in result.stdout
+    reasons = result.stdout.split("Blessed:         NO", 1)[1].split("Pushed:", 1)[0]
+    assert "payment_type=Credit Card" in reasons, result.stdout
+    assert "Infra validated: yes" in result.stdout
+    assert "Pushed:          nothing (not pushed: the model was not blessed)" in result.stdout
+    assert snapshot(workspace / "outputs" / "serving") == before

@@ -2,8 +2,10 @@
 
 import dataclasses
 
-import pytest
+import tensorflow_model_analysis as tfma
+from google.protobuf import json_format
 from tfx.dsl.compiler import compiler
+from tfx.proto import infra_validator_pb2
 
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import pipeline as pipeline_lib
@@ -21,6 +23,7 @@ COMPONENT_IDS = (
     "Trainer",
     "latest_blessed_model_resolver",
     "Evaluator",
+    "InfraValidator",
     "Pusher",
 )
 
@@ -63,7 +66,31 @@ def test_key_edges(config):
         "Trainer",
         "latest_blessed_model_resolver",
     }
-    assert upstream_ids(pipeline, "Pusher") == {"Trainer", "Evaluator"}
+    # The candidate is served beside the last blessed model, with requests from this span.
+    assert upstream_ids(pipeline, "InfraValidator") == {
+        "CsvExampleGen",
+        "Trainer",
+        "latest_blessed_model_resolver",
+    }
+    # Nothing reaches serving unless both the Evaluator and the InfraValidator blessed it.
+    assert upstream_ids(pipeline, "Pusher") == {"Trainer", "Evaluator", "InfraValidator"}
+
+
+def test_infra_validator_checks_both_signatures_and_makes_warmup_requests(config):
+    by_id = {c.id: c for c in pipeline_lib.create_pipeline(config).components}
+    properties = by_id["InfraValidator"].exec_properties
+    request_spec = json_format.Parse(properties["request_spec"], infra_validator_pb2.RequestSpec())
+    serving_spec = json_format.Parse(properties["serving_spec"], infra_validator_pb2.ServingSpec())
+    assert list(request_spec.tensorflow_serving.signature_names) == [
+        "serving_default",
+        "serving_raw",
+    ]
+    assert request_spec.split_name == "eval"
+    assert request_spec.num_examples == config.infra_examples
+    assert request_spec.make_warmup
+    assert serving_spec.model_name == "taxi"
+    assert properties["server"] == "auto"
+    assert properties["max_p99_increase"] == 0.5
 
 
 def test_reusing_hyperparameters_replaces_the_tuner_with_a_resolver(config):
@@ -97,24 +124,53 @@ def test_module_code_is_found_by_dotted_path_and_fingerprinted(config):
         )
 
 
-def test_eval_config_gates_only_the_overall_slice(config):
-    eval_config = pipeline_lib.eval_config(dataclasses.replace(config, min_auc=0.8))
+def test_eval_config_computes_jackknife_intervals_and_leaves_judging_to_the_rules(config):
+    from tfx_pipeline.components.gated_evaluator.rules import SliceGap
+
+    gap = SliceGap("company", "Flash Cab", "Taxi Affiliation Services", 0.1)
+    eval_config = pipeline_lib.eval_config(
+        dataclasses.replace(
+            config, gated_slice_features=("pickup_community_area",), max_slice_auc_gaps=(gap,)
+        )
+    )
+    # Reported features, then gated ones and those of the gaps: every judged slice is computed.
     assert [list(s.feature_keys) for s in eval_config.slicing_specs] == [
         [],
         ["payment_type"],
         ["trip_start_day"],
+        ["pickup_community_area"],
+        ["company"],
     ]
-    auc = next(m for m in eval_config.metrics_specs[0].metrics if m.class_name == "AUC")
-    (per_slice,) = auc.per_slice_thresholds
-    assert [list(s.feature_keys) for s in per_slice.slicing_specs] == [[]]
-    assert per_slice.threshold.value_threshold.lower_bound.value == 0.8
-    assert per_slice.threshold.change_threshold.absolute.value == pytest.approx(-0.01)
+    assert eval_config.options.compute_confidence_intervals.value
+    assert eval_config.options.confidence_intervals.method == (
+        tfma.ConfidenceIntervalOptions.JACKKNIFE
+    )
+    (cross,) = eval_config.cross_slicing_specs
+    assert dict(cross.baseline_spec.feature_values) == {"company": "Flash Cab"}
+    assert [dict(s.feature_values) for s in cross.slicing_specs] == [
+        {"company": "Taxi Affiliation Services"}
+    ]
+    # No TFMA thresholds: they would judge point estimates (and TFX would bless by them).
+    for metric in eval_config.metrics_specs[0].metrics:
+        assert not metric.HasField("threshold") and not metric.per_slice_thresholds
+
+
+def test_the_evaluator_carries_the_blessing_rules(config):
+    from tfx_pipeline.components.gated_evaluator.executor import Executor
+    from tfx_pipeline.components.gated_evaluator.rules import BlessingRules
+
+    by_id = {c.id: c for c in pipeline_lib.create_pipeline(config).components}
+    evaluator = by_id["Evaluator"]
+    assert evaluator.executor_spec.executor_class is Executor
+    rules = BlessingRules.from_json(evaluator.exec_properties["blessing_rules"])
+    assert rules == config.blessing_rules()
+    assert rules.slice_features == ("payment_type",) and rules.min_slice_examples == 200
 
 
 def test_pipeline_compiles_to_ir(config):
     ir = compiler.Compiler().compile(pipeline_lib.create_pipeline(config))
     assert ir.pipeline_info.id == "taxi-test"
-    assert len(ir.nodes) == 12
+    assert len(ir.nodes) == len(COMPONENT_IDS)
 
 
 def test_pusher_pushes_atomically(config):

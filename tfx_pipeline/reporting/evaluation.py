@@ -1,16 +1,23 @@
-"""The Evaluator's output read back: every metric on every slice, its threshold and verdict.
+"""The Evaluator's output read back: every metric on every slice, its interval, rule and verdict.
 
-Reads TFMA's ModelEvaluation artifact (metrics, validation result, the eval config it ran
-with); used by the run summary, the evaluation report and the push history.
+Reads the GatedEvaluator's ModelEvaluation artifact: TFMA's metrics (with their jackknife
+intervals) and the blessing judgement written beside them (components/gated_evaluator); used by
+the run summary, the evaluation report and the push history.
 """
 
 import dataclasses
-import json
 import math
-import os
 
-import tensorflow_model_analysis as tfma
-from google.protobuf import json_format
+from tfx_pipeline.components.gated_evaluator import results
+from tfx_pipeline.components.gated_evaluator.judge import (
+    FAIL,
+    NOT_JUDGED,
+    OVERALL,
+    PASS,
+    Check,
+    Estimate,
+    Judgement,
+)
 
 # Metrics shown for the overall slice, in this order, with the names TFMA stores them under.
 SUMMARY_METRICS = (
@@ -22,15 +29,28 @@ SUMMARY_METRICS = (
     ("calibration", "Calibration"),
 )
 SLICE_METRIC = "auc"
-OVERALL = "overall"
+INTERVAL_NOTE = "[low, high]: 95% jackknife interval (TFMA)"
 
 
 @dataclasses.dataclass(frozen=True)
 class MetricRow:
     name: str
-    candidate: float | None
-    baseline: float | None
+    candidate: Estimate | None
+    baseline: Estimate | None
     threshold: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SliceRow:
+    """One slice's AUC facts and what the blessing rules made of them."""
+
+    name: str
+    example_count: int
+    auc: Estimate | None  # None where the slice holds one class only (AUC undefined)
+    baseline_auc: Estimate | None
+    auc_change: Estimate | None
+    verdict: str  # pass, FAIL, "not judged", or "-" where no rule gates the slice
+    note: str = ""
 
 
 @dataclasses.dataclass
@@ -39,153 +59,113 @@ class Evaluation:
 
     has_baseline: bool = False
     metrics: list[MetricRow] = dataclasses.field(default_factory=list)
-    # (slice, AUC or None where the slice holds one class only, example count)
-    slice_metrics: list[tuple[str, float | None, int]] = dataclasses.field(default_factory=list)
+    auc_change: Estimate | None = None  # overall AUC, candidate - baseline
+    slice_metrics: list[SliceRow] = dataclasses.field(default_factory=list)
     blessing_reasons: list[str] = dataclasses.field(default_factory=list)
     # Every metric on every slice: (slice, metric, candidate, baseline, threshold, verdict).
     rows: list[tuple[str, str, float | None, float | None, str, str]] = dataclasses.field(
         default_factory=list
     )
-
-
-def _slice_name(slice_key: object) -> str:
-    parts = []
-    for single in slice_key.single_slice_keys:
-        value = getattr(single, single.WhichOneof("kind"))
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
-        parts.append(f"{single.column}={value}")
-    return ", ".join(parts) or OVERALL
-
-
-def _threshold_parts(threshold: object, change_suffix: str = "") -> list[str]:
-    """A TFMA MetricThreshold as short texts: '>= 0.9', 'change >= -0.01'."""
-    parts = []
-    value = threshold.value_threshold
-    if value.HasField("lower_bound"):
-        parts.append(f">= {value.lower_bound.value:g}")
-    if value.HasField("upper_bound"):
-        parts.append(f"<= {value.upper_bound.value:g}")
-    change = threshold.change_threshold
-    if change.HasField("absolute"):
-        parts.append(f"change >= {change.absolute.value:g}{change_suffix}")
-    return parts
-
-
-def _thresholds_text(eval_config: tfma.EvalConfig, metric_class: str) -> str:
-    """Every threshold the eval config sets on `metric_class`, as one text."""
-    texts = []
-    for spec in eval_config.metrics_specs:
-        for metric in spec.metrics:
-            if metric.class_name != metric_class:
-                continue
-            thresholds = [metric.threshold] if metric.HasField("threshold") else []
-            thresholds += [t.threshold for t in metric.per_slice_thresholds]
-            for threshold in thresholds:
-                texts.extend(_threshold_parts(threshold, change_suffix=" vs baseline"))
-    return ", ".join(texts)
+    judgement: Judgement | None = None
 
 
 def metric_values(evaluation_uri: str) -> dict[tuple[str, str, str], float]:
     """Every metric the Evaluator wrote, keyed by (slice, model name, metric name); no diffs."""
-    values = {}
-    for metrics in tfma.load_metrics(evaluation_uri):
-        slice_name = _slice_name(metrics.slice_key)
-        for key_value in metrics.metric_keys_and_values:
-            key = key_value.key
-            if key.is_diff or not key_value.value.HasField("double_value"):
-                continue
-            values[(slice_name, key.model_name, key.name)] = key_value.value.double_value.value
-    return values
+    return {
+        (slice_name, model, name): value.value
+        for (slice_name, model, name, is_diff), value in results.read_estimates(
+            evaluation_uri
+        ).items()
+        if not is_diff and " vs " not in slice_name
+    }
 
 
 def overall_auc(evaluation_uri: str) -> float | None:
     """The candidate's AUC on the overall slice."""
     values = metric_values(evaluation_uri)
-    # The model is named "candidate" when a baseline was evaluated beside it.
-    for model in ("candidate", ""):
+    for model in results.CANDIDATE_NAMES:
         if (OVERALL, model, "auc") in values:
             return values[(OVERALL, model, "auc")]
     return None
 
 
+def slice_verdict(checks: list[Check]) -> tuple[str, str]:
+    """(verdict, note) of one slice from its checks: any failure fails it."""
+    if not checks:
+        return "-", ""
+    failed = [c for c in checks if c.verdict == FAIL]
+    if failed:
+        return FAIL, "; ".join(f"{c.threshold}: {c.note}" for c in failed)
+    if all(c.verdict == NOT_JUDGED for c in checks):
+        return NOT_JUDGED, checks[0].note
+    return PASS, ", ".join(c.threshold for c in checks)
+
+
 def read_evaluation(uri: str) -> Evaluation:
     """The Evaluator's output at `uri` (its ModelEvaluation artifact) as an Evaluation."""
-    evaluation = Evaluation()
-    eval_config = _load_eval_config(uri)
-    values = metric_values(uri)
-    model_names = {model for _, model, _ in values}
-    candidate = "candidate" if "candidate" in model_names else ""
-    evaluation.has_baseline = "baseline" in model_names
+    estimates = results.read_estimates(uri)
+    slices, _ = results.read_slices(uri)
+    judgement = results.read_judgement(uri) or Judgement(has_baseline=False)
+    models = {model for _, model, _, _ in estimates}
+    candidate = next((m for m in results.CANDIDATE_NAMES if m in models), "")
+    evaluation = Evaluation(has_baseline="baseline" in models, judgement=judgement)
+    overall_checks = judgement.for_slice(OVERALL)
+    overall_threshold = ", ".join(c.threshold for c in overall_checks)
     for name, metric_class in SUMMARY_METRICS:
         evaluation.metrics.append(
             MetricRow(
                 name=metric_class,
-                candidate=values.get((OVERALL, candidate, name)),
-                baseline=values.get((OVERALL, "baseline", name)),
-                threshold=_thresholds_text(eval_config, metric_class),
+                candidate=estimates.get((OVERALL, candidate, name, False)),
+                baseline=estimates.get((OVERALL, "baseline", name, False)),
+                threshold=overall_threshold if name == SLICE_METRIC else "",
             )
         )
-    for (slice_name, model, name), value in sorted(values.items()):
-        if slice_name != OVERALL and model == candidate and name == SLICE_METRIC:
-            count = values.get((slice_name, model, "example_count"), 0)
-            mean_label = values.get((slice_name, model, "mean_label"))
-            one_class = mean_label is not None and mean_label in (0.0, 1.0)
-            evaluation.slice_metrics.append((slice_name, None if one_class else value, int(count)))
-
-    validation = tfma.load_validation_result(uri)
-    failed = set()
-    for per_slice in validation.metric_validations_per_slice:
-        slice_name = _slice_name(per_slice.slice_key)
-        for failure in per_slice.failures:
-            failed.add((slice_name, failure.metric_key.name))
-            evaluation.blessing_reasons.append(
-                f"{slice_name}: {failure.metric_key.name}"
-                f"{' change vs baseline' if failure.metric_key.is_diff else ''} = "
-                f"{failure.metric_value.double_value.value:.4f} fails "
-                f"{_failure_threshold(failure.metric_threshold)}"
-            )
-    metric_classes = dict(SUMMARY_METRICS)
-    for slice_name, model, name in sorted(values):
-        if model != candidate:
+    evaluation.auc_change = estimates.get((OVERALL, candidate, SLICE_METRIC, True))
+    for name, metrics in sorted(slices.items()):
+        if name == OVERALL:
             continue
-        # Thresholds gate the overall slice only; a metric with one passed unless it failed.
-        threshold = (
-            _thresholds_text(eval_config, metric_classes.get(name, name))
-            if slice_name == OVERALL
-            else ""
+        verdict, note = slice_verdict(judgement.for_slice(name))
+        if verdict == "-" and metrics.one_class():
+            note = "one class only"
+        evaluation.slice_metrics.append(
+            SliceRow(
+                name=name,
+                example_count=metrics.example_count,
+                auc=None if metrics.one_class() else metrics.auc,
+                baseline_auc=metrics.baseline_auc,
+                auc_change=metrics.auc_change,
+                verdict=verdict,
+                note=note,
+            )
         )
-        if (slice_name, name) in failed:
-            verdict = "FAIL"
-        else:
-            verdict = "pass" if threshold else "-"
+    evaluation.blessing_reasons = [check.reason() for check in judgement.failures()]
+    gap_checks = [c for c in judgement.checks if c.rule == "slice_gaps"]
+    for check in gap_checks:
+        evaluation.slice_metrics.append(
+            SliceRow(check.slice, 0, check.value, None, None, check.verdict, check.note)
+        )
+
+    for (slice_name, model, name, is_diff), value in sorted(estimates.items()):
+        if model != candidate or is_diff or " vs " in slice_name:
+            continue
+        threshold, verdict = "-", "-"
+        if name == SLICE_METRIC:
+            checks = judgement.for_slice(slice_name)
+            if checks:
+                threshold = ", ".join(c.threshold for c in checks)
+                verdict = {PASS: "pass", FAIL: "FAIL"}.get(slice_verdict(checks)[0], "-")
+        baseline = estimates.get((slice_name, "baseline", name, False))
         evaluation.rows.append(
             (
                 slice_name,
                 name,
-                values[(slice_name, model, name)],
-                values.get((slice_name, "baseline", name)),
-                threshold or "-",
+                value.value,
+                baseline.value if baseline else None,
+                threshold,
                 verdict,
             )
         )
-    if validation.missing_thresholds:
-        evaluation.blessing_reasons.append("a metric with a threshold was not computed")
-    for missing in validation.missing_slices:
-        evaluation.blessing_reasons.append(f"slice {missing} with a threshold had no examples")
     return evaluation
-
-
-def _failure_threshold(threshold: object) -> str:
-    return " and ".join(_threshold_parts(threshold)) or str(threshold).replace("\n", " ")
-
-
-def _load_eval_config(uri: str) -> tfma.EvalConfig:
-    with open(os.path.join(uri, "eval_config.json")) as handle:
-        data = json.load(handle)
-    return json_format.ParseDict(
-        data.get("evalConfig", data), tfma.EvalConfig(), ignore_unknown_fields=True
-    )
 
 
 def format_value(value: float | None) -> str:
@@ -197,11 +177,55 @@ def format_value(value: float | None) -> str:
     return f"{value:.4f}"
 
 
+def format_estimate(value: Estimate | None, signed: bool = False) -> str:
+    """'0.9123 [0.9011, 0.9234]'; a count or a value without interval as `format_value`."""
+    if value is None or math.isnan(value.value):
+        return "-"
+    if value.has_interval() and not float(value.value).is_integer():
+        return value.text(signed=signed)
+    return format_value(value.value)
+
+
+def slice_table(evaluation: Evaluation) -> list[str]:
+    """Every slice with its size, AUC interval (candidate, baseline, change) and verdict."""
+    lines = [f"{'slice':<40}{'examples':>9}  {'auc':<25}{'baseline auc':<25}{'change':<28}verdict"]
+    for row in evaluation.slice_metrics:
+        auc = "n/a" if row.auc is None and row.example_count else format_estimate(row.auc)
+        count = str(row.example_count) if row.example_count else "-"
+        verdict = row.verdict + (f": {row.note}" if row.note else "")
+        lines.append(
+            f"{row.name:<40}{count:>9}  {auc:<25}{format_estimate(row.baseline_auc):<25}"
+            f"{format_estimate(row.auc_change, signed=True):<28}{verdict}"
+        )
+    return lines
+
+
 def evaluation_report(run_id: str, blessed: bool | None, evaluation: Evaluation) -> str:
-    """Every metric on every slice next to its threshold, the baseline's value and the verdict."""
+    """The blessing's reasons, every slice's AUC interval and verdict, then every metric."""
     lines = [
         f"run {run_id}: blessed = {blessed}",
         *[f"  reason: {reason}" for reason in evaluation.blessing_reasons],
+        "",
+        f"AUC by slice ({INTERVAL_NOTE}; a slice or a drop fails only when its whole interval "
+        "is past the threshold)",
+    ]
+    overall = next((m for m in evaluation.metrics if m.name == "AUC"), None)
+    if overall is not None:
+        verdict, note = slice_verdict(
+            evaluation.judgement.for_slice(OVERALL) if evaluation.judgement else []
+        )
+        overall_row = SliceRow(
+            OVERALL,
+            int(evaluation.metrics[0].candidate.value) if evaluation.metrics[0].candidate else 0,
+            overall.candidate,
+            overall.baseline,
+            evaluation.auc_change,
+            verdict,
+            note,
+        )
+        lines += slice_table(dataclasses.replace(evaluation, slice_metrics=[overall_row]))
+        lines += slice_table(evaluation)[1:]
+    lines += [
         "",
         f"{'slice':<40}{'metric':<18}{'candidate':>11}{'baseline':>11}  {'verdict':<8}threshold",
     ]

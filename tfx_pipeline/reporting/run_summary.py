@@ -14,7 +14,13 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 from tfx_pipeline import metadata, node_ids
 from tfx_pipeline.components.data_gate.gate import read_anomalies
 from tfx_pipeline.metadata import custom_property
-from tfx_pipeline.reporting.evaluation import Evaluation, format_value, read_evaluation
+from tfx_pipeline.reporting.evaluation import (
+    INTERVAL_NOTE,
+    Evaluation,
+    SliceRow,
+    format_estimate,
+    read_evaluation,
+)
 
 Outputs = Mapping[str, Mapping[str, list]]
 
@@ -32,6 +38,8 @@ class RunSummary:
     hyperparameters_origin: str = ""
     evaluation: Evaluation | None = None  # None when the Evaluator did not run
     blessed: bool | None = None
+    infra_blessed: bool | None = None  # None when the InfraValidator did not run
+    infra: str = ""  # what infra validation measured, or why it failed
     pushed_path: str | None = None
     push_note: str = ""
 
@@ -55,6 +63,7 @@ def summarize_run(metadata_path: str, pipeline_name: str) -> RunSummary | None:
     _add_gate(summary, outputs_by_node)
     _add_hyperparameters(summary, outputs_by_node, inputs_by_node)
     _add_evaluation(summary, outputs_by_node)
+    _add_infra_validation(summary, outputs_by_node)
     _add_push(summary, outputs_by_node)
     return summary
 
@@ -161,6 +170,30 @@ def _add_evaluation(summary: RunSummary, outputs: Outputs) -> None:
         summary.blessed = custom_property(blessing[0], "blessed") == 1
 
 
+def _add_infra_validation(summary: RunSummary, outputs: Outputs) -> None:
+    blessings = outputs.get(node_ids.INFRA_VALIDATOR, {}).get("blessing", [])
+    if not blessings:
+        return
+    blessing = blessings[0]
+    summary.infra_blessed = custom_property(blessing, "blessed") == 1
+    if not summary.infra_blessed:
+        summary.infra = str(custom_property(blessing, "reason") or "see the InfraValidator's log")
+        return
+    path = os.path.join(blessing.uri, "infra_validation.json")
+    result = json.load(open(path)) if os.path.exists(path) else {}
+    parts = [f"loaded and answered {result.get('requests_checked', '?')} requests"]
+    latency = result.get("latency_ms", {})
+    if "candidate" in latency:
+        p99 = f"p99 {latency['candidate']['p99_ms']:.1f} ms"
+        if "baseline" in latency:
+            p99 += f" (last blessed model {latency['baseline']['p99_ms']:.1f} ms)"
+        parts.append(p99)
+    if result.get("warmup_records"):
+        parts.append(f"{result['warmup_records']} warmup requests")
+    server = "python -m serving" if result.get("server") == "python" else result.get("server")
+    summary.infra = f"on {server}: " + ", ".join(parts)
+
+
 def _add_push(summary: RunSummary, outputs: Outputs) -> None:
     pushed = outputs.get(node_ids.PUSHER, {}).get("pushed_model", [])
     state = summary.states.get(node_ids.PUSHER)
@@ -173,6 +206,8 @@ def _add_push(summary: RunSummary, outputs: Outputs) -> None:
         summary.pushed_path = str(destination)
         if state == "CACHED":
             summary.push_note = "unchanged model: nothing new pushed, this version stays served"
+    elif summary.infra_blessed is False:
+        summary.push_note = "not pushed: the model failed infra validation"
     else:
         summary.push_note = "not pushed: the model was not blessed"
 
@@ -200,29 +235,38 @@ def format_summary(summary: RunSummary, max_slices: int = 12) -> Iterable[str]:
             yield f"                 {values}"
     evaluation = summary.evaluation or Evaluation()
     if evaluation.metrics:
-        yield "Evaluation (eval split, overall slice):"
-        yield f"  {'metric':<16}{'candidate':>11}{'baseline':>11}  threshold"
+        yield f"Evaluation (eval split, overall slice; {INTERVAL_NOTE}):"
+        yield f"  {'metric':<16}{'candidate':>24}{'baseline':>26}  threshold"
         for row in evaluation.metrics:
             yield (
-                f"  {row.name:<16}{format_value(row.candidate):>11}"
-                f"{format_value(row.baseline):>11}  {row.threshold or '-'}"
+                f"  {row.name:<16}{format_estimate(row.candidate):>24}"
+                f"{format_estimate(row.baseline):>26}  {row.threshold or '-'}"
+            )
+        if evaluation.auc_change is not None:
+            yield (
+                f"  {'AUC change':<16}{format_estimate(evaluation.auc_change, signed=True):>24}"
+                f"{'':>26}  a drop fails only when the whole interval is below the limit"
             )
         if not evaluation.has_baseline:
             yield "  (no earlier blessed model: the no-regression check starts with the next model)"
         if evaluation.slice_metrics:
-            yield "  AUC by slice (examples):"
-            for name, value, count in evaluation.slice_metrics[:max_slices]:
-                shown = "n/a" if value is None else format_value(value)
-                note = ", one class only" if value is None else ""
-                yield f"    {name:<40}{shown:>8}  ({count}{note})"
+            yield "  AUC by slice (examples): verdict"
+            for row in evaluation.slice_metrics[:max_slices]:
+                yield "    " + slice_line(row)
             hidden = len(evaluation.slice_metrics) - max_slices
             if hidden > 0:
-                yield f"    ... {hidden} more slices in the evaluation artifact"
+                yield f"    ... {hidden} more slices in the evaluation report"
     if summary.blessed is True:
         yield "Blessed:         yes, every threshold passed"
     elif summary.blessed is False:
         yield "Blessed:         NO"
         for reason in evaluation.blessing_reasons or ["see the Evaluator's validation result"]:
+            yield f"                 - {reason}"
+    if summary.infra_blessed is True:
+        yield f"Infra validated: yes, {summary.infra}"
+    elif summary.infra_blessed is False:
+        yield "Infra validated: NO"
+        for reason in summary.infra.split("; "):
             yield f"                 - {reason}"
     if summary.pushed_path:
         yield f"Pushed:          {summary.pushed_path}"
@@ -230,3 +274,14 @@ def format_summary(summary: RunSummary, max_slices: int = 12) -> Iterable[str]:
             yield f"                 ({summary.push_note})"
     else:
         yield f"Pushed:          nothing ({summary.push_note})"
+
+
+def slice_line(row: SliceRow) -> str:
+    """'payment_type=Cash    0.6100 [0.5800, 0.6400]  (719)  pass'."""
+    if row.auc is None and row.example_count:
+        shown = "n/a"
+    else:
+        shown = format_estimate(row.auc, signed=" vs " in row.name)
+    count = f"({row.example_count})" if row.example_count else ""
+    verdict = row.verdict + (f": {row.note}" if row.note else "")
+    return f"{row.name:<40}{shown:>24}  {count:<8}{verdict}"

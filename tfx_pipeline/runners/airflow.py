@@ -64,6 +64,7 @@ def pipeline_config(environ: Mapping[str, str]) -> config_lib.PipelineConfig:
     }
     policy_json = settings.check_anomaly_policy(problems, layout.ANOMALY_POLICY)
     settings.collect(problems, lambda: inputs.read_schema(layout.CURATED_SCHEMA))
+    blessing = settings.blessing_settings_from_env(environ, problems)
     raise_if_any(problems)
     return config_lib.PipelineConfig(
         pipeline_name=PIPELINE_NAME,
@@ -76,6 +77,7 @@ def pipeline_config(environ: Mapping[str, str]) -> config_lib.PipelineConfig:
         anomaly_policy_json=policy_json,
         run_tuner=tune == "1",
         **steps,
+        **blessing,
     )
 
 

@@ -13,5 +13,6 @@ exit status:
   {EXIT_OK}  the run finished; a blessed model is served (newly pushed, or unchanged)
   {EXIT_FAILED}  a component failed (the console names it; the log file has the traceback)
   {EXIT_USAGE}  bad flags or input paths; nothing was run
-  {EXIT_NOT_BLESSED}  the run finished but the model was not blessed, so nothing was pushed
+  {EXIT_NOT_BLESSED}  the run finished but the model was not blessed (by the Evaluator or the
+     InfraValidator), so nothing was pushed
 """

@@ -343,7 +343,7 @@ def _run_and_report(
     if failure:
         console.write(f"\nFAILED: {failure}\n")
         return EXIT_FAILED
-    if summary is not None and summary.blessed is False:
+    if summary is not None and False in (summary.blessed, summary.infra_blessed):
         return EXIT_NOT_BLESSED
     return EXIT_OK
 

@@ -126,3 +126,34 @@ def test_defaults_are_the_pipeline_configs():
     for field in ("train_steps", "tuner_trials", "tuner_train_steps", "min_auc", "seed"):
         assert getattr(config, field) == config_lib.default(field), field
     assert config.pipeline_name == "taxi_airflow"
+
+
+def test_blessing_settings_are_read_as_the_flags_are():
+    from tfx_pipeline.problems import ConfigProblems
+    from tfx_pipeline.runners import airflow
+
+    config = airflow.pipeline_config(
+        {
+            "TAXI_DATA_ROOT": str(DATA_ROOT),
+            "TAXI_MIN_AUC": "0.8",
+            "TAXI_GATED_SLICE_FEATURES": "payment_type,trip_start_day",
+            "TAXI_MIN_SLICE_AUC": "0.55",
+            "TAXI_MAX_SLICE_AUC_GAPS": "payment_type:Credit Card:Cash:0.2;company:A:B:0.3",
+        }
+    )
+    rules = config.blessing_rules()
+    assert (rules.min_auc, rules.min_slice_auc) == (0.8, 0.55)
+    assert rules.slice_features == ("payment_type", "trip_start_day")
+    assert [gap.feature for gap in rules.slice_gaps] == ["payment_type", "company"]
+    with pytest.raises(ConfigProblems) as error:
+        airflow.pipeline_config(
+            {
+                "TAXI_DATA_ROOT": str(DATA_ROOT),
+                "TAXI_MIN_SLICE_AUC": "high",
+                "TAXI_MAX_SLICE_AUC_GAPS": "payment_type:Cash",
+            }
+        )
+    assert [problem.split(":")[0] for problem in error.value.problems] == [
+        "TAXI_MIN_SLICE_AUC",
+        "TAXI_MAX_SLICE_AUC_GAPS",
+    ]

@@ -197,3 +197,44 @@ def test_unset_flags_leave_every_setting_at_the_pipeline_configs_default(tmp_pat
         if field.default is dataclasses.MISSING or field.name in SET_FROM_INPUTS:
             continue
         assert getattr(config, field.name) == field.default, field.name
+
+
+def test_blessing_flags_reach_the_config(tmp_path):
+    args = parse(
+        "--output-dir",
+        str(tmp_path),
+        "--gated-slices=payment_type,company",
+        "--min-slice-examples=50",
+        "--min-slice-auc=0.6",
+        "--max-slice-auc-drop=0.1",
+        "--max-slice-auc-gap=payment_type:Credit Card:Cash:0.2",
+        "--max-slice-auc-gap=company:Flash Cab:Blue Diamond:0.3",
+    )
+    config = local.pipeline_config(args, local.check_inputs(args), run_tuner=True)
+    rules = config.blessing_rules()
+    assert rules.slice_features == ("payment_type", "company")
+    assert (rules.min_slice_examples, rules.min_slice_auc, rules.max_slice_auc_drop) == (
+        50,
+        0.6,
+        0.1,
+    )
+    assert [gap.text() for gap in rules.slice_gaps] == [
+        "payment_type:Credit Card:Cash:0.2",
+        "company:Flash Cab:Blue Diamond:0.3",
+    ]
+    assert parse("--gated-slices=").gated_slices == ()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--min-slice-auc", "2", "must be within [0, 1]"),
+        ("--min-slice-examples", "0", "must be at least 1"),
+        ("--max-slice-auc-gap", "payment_type:Cash:0.1", "FEATURE:VALUE:OTHER_VALUE:MAX_GAP"),
+    ],
+)
+def test_bad_blessing_flags_are_refused(capsys, flag, value, message):
+    with pytest.raises(SystemExit) as exit_info:
+        local_runner.main([flag, value])
+    assert exit_info.value.code == EXIT_USAGE
+    assert message in capsys.readouterr().err

@@ -88,6 +88,7 @@ def test_every_component_is_a_task(compiled):
         node_ids.TRAINER,
         *BASELINE_TASKS,
         node_ids.EVALUATOR,
+        node_ids.INFRA_VALIDATOR,
         node_ids.PUSHER,
         node_ids.VERTEX_ENDPOINT_PUSHER,
     }
@@ -109,6 +110,8 @@ def test_the_edges_are_the_pipelines(compiled, tmp_path):
     assert upstream(compiled, BASELINE_TASKS[1]) == {BASELINE_TASKS[0]}
     assert node_ids.DATA_GATE in upstream(compiled, node_ids.TRANSFORM)
     assert node_ids.EVALUATOR in upstream(compiled, node_ids.PUSHER)
+    for pusher in (node_ids.PUSHER, node_ids.VERTEX_ENDPOINT_PUSHER):
+        assert node_ids.INFRA_VALIDATOR in upstream(compiled, pusher), pusher
 
 
 def test_every_container_runs_the_pipeline_image(compiled):
@@ -117,7 +120,7 @@ def test_every_container_runs_the_pipeline_image(compiled):
         for name in tasks(compiled)
         if "container" in executor(compiled, name)
     ]
-    assert len(containers) == 11
+    assert len(containers) == 12
     assert {container["image"] for container in containers} == {IMAGE}
 
 
@@ -159,6 +162,32 @@ def test_tuner_trainer_and_endpoint_use_the_vertex_extensions(compiled):
     pusher_config = parameter(compiled, "VertexEndpointPusher", "custom_config")
     assert pusher_config["ai_platform_serving_args"]["endpoint_name"] == "taxi-endpoint"
     assert "tf2-cpu" in pusher_config["ai_platform_vertex_container_image_uri"]
+
+
+def test_infra_validation_runs_our_executor_in_the_pipeline_image(compiled):
+    # No Docker or Kubernetes on Vertex either: the step starts the model server inside the
+    # pipeline image, which holds serving/ (Dockerfile) next to the pipeline.
+    container = executor(compiled, node_ids.INFRA_VALIDATOR)["container"]
+    assert container["image"] == IMAGE
+    assert "tfx_pipeline.components.infra_validator.executor.Executor" in json.dumps(
+        container["args"]
+    )
+    request_spec = parameter(compiled, node_ids.INFRA_VALIDATOR, "request_spec")
+    assert request_spec["tensorflow_serving"]["signature_names"] == [
+        "serving_default",
+        "serving_raw",
+    ]
+    assert request_spec["make_warmup"] is True
+    assert request_spec["split_name"] == "eval"
+    inputs = tasks(compiled)[node_ids.INFRA_VALIDATOR]["inputs"]
+    assert inputs["parameters"]["server"]["runtimeValue"]["constantValue"]["stringValue"] == "auto"
+    assert (
+        inputs["artifacts"]["baseline_model"]["taskOutputArtifact"]["producerTask"]
+        == (BASELINE_TASKS[1])
+    )
+    assert inputs["artifacts"]["examples"]["taskOutputArtifact"]["producerTask"] == (
+        node_ids.EXAMPLE_GEN
+    )
 
 
 def test_the_pusher_writes_the_serving_dir_and_the_root_is_the_pipeline_root(compiled):
@@ -296,3 +325,26 @@ def test_unset_flags_leave_every_setting_at_the_pipeline_configs_default(tmp_pat
         ):
             continue
         assert getattr(config, field.name) == field.default, field.name
+
+
+def test_the_evaluator_runs_the_gated_executor_with_the_blessing_rules(tmp_path):
+    flags = [
+        *local_roots(tmp_path),
+        "--project=my-project-1",
+        "--region=us-central1",
+        "--compile-only",
+    ]
+    gates = ["--min-slice-auc=0.6", "--max-slice-auc-gap=payment_type:Credit Card:Cash:0.2"]
+    assert vertex_runner.main([*flags, *gates]) == 0
+    job = json.loads((tmp_path / "pipeline.json").read_text())
+    container = executor(job, node_ids.EVALUATOR)["container"]
+    assert "tfx_pipeline.components.gated_evaluator.executor.Executor" in json.dumps(
+        container["args"]
+    )
+    rules = parameter(job, node_ids.EVALUATOR, "blessing_rules")
+    assert rules["min_slice_auc"] == 0.6 and rules["slice_features"] == ["payment_type"]
+    assert rules["slice_gaps"] == [
+        {"feature": "payment_type", "first": "Credit Card", "second": "Cash", "max_gap": 0.2}
+    ]
+    eval_config = parameter(job, node_ids.EVALUATOR, "eval_config")
+    assert eval_config["options"]["confidence_intervals"]["method"] == "JACKKNIFE"

@@ -2,9 +2,10 @@
 
 TFX's filesystem Pusher copies files straight into `<base>/<version>/` (saved_model.pb last), so
 a model server polling the base path can see a version folder before it is complete. This one
-pushes atomically on local filesystems, never pushes a model identical to a version already in
-the base path (a re-evaluated, unchanged model) or to a rolled-back one, and never reuses or goes
-below an existing version number.
+pushes the infra-validated copy of the model (it carries TF Serving's warmup requests),
+atomically on local filesystems, never pushes a model identical to a version already in the base
+path (a re-evaluated, unchanged model) or to a rolled-back one, and never reuses or goes below an
+existing version number.
 """
 
 import os
@@ -16,13 +17,29 @@ from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import io_utils, proto_utils
+from tfx.utils import io_utils, path_utils, proto_utils
 
 from tfx_pipeline.components.atomic_pusher import push
+
+# The InfraBlessing property TFX's InfraValidator sets when the blessing holds the warm model.
+INFRA_HAS_MODEL_KEY = "has_model"
 
 
 class Executor(pusher_executor.Executor):
     """TFX Pusher: atomic, duplicate-free pushes locally; duplicate-free on remote filesystems."""
+
+    def GetModelPath(self, input_dict: dict[str, list[Any]]) -> str:  # noqa: N802 - TFX API
+        """The infra-validated copy (with its warmup requests) when there is one, else the model.
+
+        TFX's Pusher reads the infra blessing's model only when it has no `model` input; ours
+        keeps that input, so MLMD links every pushed version to the Trainer's model.
+        """
+        infra_blessings = input_dict.get(standard_component_specs.INFRA_BLESSING_KEY)
+        if infra_blessings:
+            blessing = artifact_utils.get_single_instance(infra_blessings)
+            if blessing.get_int_custom_property(INFRA_HAS_MODEL_KEY) == 1:
+                return path_utils.stamped_model_path(blessing.uri)
+        return super().GetModelPath(input_dict)
 
     def Do(  # noqa: N802 - TFX executor API
         self,
