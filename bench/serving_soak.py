@@ -11,8 +11,15 @@ folder. Flags after `--` go to the server, e.g. `-- --enable_batching --no_acces
 `--serving_root` runs another checkout's server code, e.g. the one before a change:
 `git archive HEAD serving | tar -x -C /tmp/before`, then `--serving_root /tmp/before`.
 
+`--swaps N` soaks hot swaps instead: it serves a copy of the model's newest version, pushes it
+again under a new version number N times while one client sends predicts back to back, and
+after each swap prints the server's RSS once the retired version's release delay has passed,
+the longest predict from the swap until then (the release happens inside that window) and the
+longest predict in the second before the push. Every server log line that says a release
+collected the retired version's garbage is printed after the table.
+
     .venv/bin/python bench/serving_soak.py [--calls 20000] [--sample_every 1000] [--rows 1]
-        [--vary_rows] [--model_dir outputs/serving/taxi] [--serving_root DIR]
+        [--vary_rows] [--swaps N] [--model_dir outputs/serving/taxi] [--serving_root DIR]
         [-- SERVER_FLAGS...]
 
 It prints numbers and sets no target: it exits 2 on bad flags, 1 when the server does not
@@ -26,6 +33,8 @@ import itertools
 import json
 import os
 import pathlib
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +49,11 @@ from serving_bench import free_port, raw_instances  # noqa: E402 - bench/ is the
 TINY_MODEL_NAME = "tiny"
 TINY_INSTANCE = [1.0, 2.0]
 STARTUP_SECONDS = 180
+# --swaps: how often the server polls, and how long after a swap RSS is read. The manager
+# releases a retired version `release_delay_seconds` (1 s) after the swap.
+SWAP_POLL_SECONDS = "0.05"
+SETTLE_SECONDS = 3.0
+SWAP_TIMEOUT_SECONDS = 300
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +177,162 @@ def report(samples: list[tuple[int, int, float]], calls: int) -> None:
     )
 
 
+def push_copy(source: pathlib.Path, base_path: pathlib.Path, version: int) -> None:
+    """Copies `source` beside the versions, then renames it into place: an atomic push."""
+    staging = base_path / f".{version}.tmp"
+    shutil.copytree(source, staging)
+    staging.rename(base_path / str(version))
+
+
+class Traffic:
+    """One client sending predicts back to back; keeps (end time, seconds) of every call."""
+
+    def __init__(self, port: int, served: Served, rows: int) -> None:
+        self._port = port
+        self._path = f"/v1/models/{served.model_name}:predict"
+        self._body = served.body(rows)
+        self.calls: list[tuple[float, float]] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "Traffic":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", self._port, timeout=60)
+        headers = {"Content-Type": "application/json"}
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            try:
+                connection.request("POST", self._path, body=self._body, headers=headers)
+                response = connection.getresponse()
+                answer = response.read()
+            except (OSError, http.client.HTTPException) as error:
+                self.errors.append(repr(error))
+                connection.close()
+                continue
+            ended = time.perf_counter()
+            if response.status != 200:
+                self.errors.append(f"HTTP {response.status} {answer[:300]!r}")
+            self.calls.append((ended, ended - started))
+
+    def longest_ms(self, start: float, end: float) -> float:
+        """The longest call that ended in [start, end], in milliseconds."""
+        return 1000 * max((s for t, s in self.calls if start <= t <= end), default=float("nan"))
+
+
+def serving_versions(port: int, model_name: str) -> list[int]:
+    """The AVAILABLE versions the server reports for `model_name`."""
+    url = f"/v1/models/{model_name}"
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request("GET", url)
+        status = json.loads(connection.getresponse().read())
+    finally:
+        connection.close()
+    return sorted(
+        int(entry["version"])
+        for entry in status.get("model_version_status", [])
+        if entry["state"] == "AVAILABLE"
+    )
+
+
+def swap_soak(
+    port: int, pid: int, served: Served, source: pathlib.Path, base_path: pathlib.Path, args
+) -> list[dict]:
+    """Pushes `args.swaps` new versions under traffic; one row of figures per swap."""
+    rows = []
+    with Traffic(port, served, args.rows) as traffic:
+        time.sleep(SETTLE_SECONDS)  # the first calls, not a swap
+        print(f"RSS before the first swap: {rss_bytes(pid) / 2**20:.1f} MiB", flush=True)
+        for version in range(2, args.swaps + 2):
+            pushed = time.perf_counter()
+            push_copy(source, base_path, version)
+            while serving_versions(port, served.model_name) != [version]:
+                if time.perf_counter() - pushed > SWAP_TIMEOUT_SECONDS:
+                    raise RuntimeError(f"version {version} not served alone after the push")
+                time.sleep(0.02)
+            swapped = time.perf_counter()
+            time.sleep(SETTLE_SECONDS)
+            settled = time.perf_counter()
+            rows.append(
+                {
+                    "version": version,
+                    "rss": rss_bytes(pid),
+                    "load_s": swapped - pushed,
+                    "before_ms": traffic.longest_ms(pushed - 1.0, pushed),
+                    "release_ms": traffic.longest_ms(swapped, settled),
+                }
+            )
+            print(_swap_row(rows[-1], rows[0]["rss"]), flush=True)
+    if traffic.errors:
+        print(f"{len(traffic.errors)} predicts failed; the first: {traffic.errors[0]}")
+    return rows
+
+
+def _swap_row(row: dict, first_rss: int) -> str:
+    return (
+        f"v{row['version']:<4} RSS {row['rss'] / 2**20:7.1f} MiB "
+        f"({(row['rss'] - first_rss) / 2**20:+6.1f} since the first swap)  "
+        f"load {row['load_s']:5.2f} s  longest predict: 1 s before the push "
+        f"{row['before_ms']:6.1f} ms, swap to +{SETTLE_SECONDS:.0f} s {row['release_ms']:6.1f} ms"
+    )
+
+
+def report_swaps(rows: list[dict], log_text: str) -> None:
+    growth = [(after["rss"] - before["rss"]) / 2**20 for before, after in itertools.pairwise(rows)]
+    if growth:
+        print(
+            f"\nRSS growth per swap after the first: median {statistics.median(growth):.1f} "
+            f"MiB, total {sum(growth):.1f} MiB over {len(growth)} swaps"
+        )
+    for name in ("before_ms", "release_ms"):
+        print(f"median over swaps of {name}: {statistics.median(r[name] for r in rows):.1f} ms")
+    collections = [line for line in log_text.splitlines() if "garbage" in line]
+    print(f"server log lines about garbage ({len(collections)}):")
+    for line in collections:
+        print(f"  {line[-160:]}")
+
+
+def run_swaps(args: argparse.Namespace, served: Served, source: pathlib.Path, scratch: str) -> int:
+    """--swaps: serves a copy of `source` as version 1, then pushes it again `args.swaps` times."""
+    base_path = pathlib.Path(scratch) / "swapped" / served.model_name
+    base_path.mkdir(parents=True)
+    push_copy(source, base_path, 1)
+    flags = ["--file_system_poll_wait_seconds", SWAP_POLL_SECONDS, "--no_access_log"]
+    with open(os.path.join(scratch, "server.log"), "w+") as log:
+        try:
+            process, port = start_server(
+                args.serving_root, served.model_name, str(base_path), flags + args.server_flags, log
+            )
+        except RuntimeError as error:
+            log.seek(0)
+            print(f"error: {error}; its log ends:\n{log.read()[-3000:]}", file=sys.stderr)
+            return 1
+        print(
+            f"server pid {process.pid}: {args.swaps} swaps of {source} under 1-client traffic, "
+            f"serving code in {args.serving_root}",
+            flush=True,
+        )
+        try:
+            rows = swap_soak(port, process.pid, served, source, base_path, args)
+        except (OSError, http.client.HTTPException, RuntimeError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+        log.seek(0)
+        report_swaps(rows, log.read())
+    return 0
+
+
 def parse_args() -> argparse.Namespace:
     from serving.__main__ import DEFAULT_BASE_PATH  # light: TensorFlow loads in its main()
 
@@ -186,6 +356,12 @@ def parse_args() -> argparse.Namespace:
         "--vary_rows", action="store_true", help="cycle through 1..--rows instances per predict"
     )
     parser.add_argument(
+        "--swaps",
+        type=int,
+        default=0,
+        help="hot-swap this many new versions instead of a predict soak (default: off)",
+    )
+    parser.add_argument(
         "--model_dir",
         default=str(REPO_ROOT / DEFAULT_BASE_PATH),
         help="taxi model base path; a tiny model is built when it holds no version",
@@ -203,7 +379,9 @@ def parse_args() -> argparse.Namespace:
         for name in ("calls", "sample_every", "rows")
         if getattr(args, name) < 1
     ]
-    if args.calls < 4 * args.sample_every:
+    if args.swaps < 0:
+        problems.append(f"--swaps must be at least 0, got {args.swaps}")
+    if not args.swaps and args.calls < 4 * args.sample_every:
         problems.append(
             f"--calls ({args.calls}) must be at least 4 x --sample_every ({args.sample_every}) "
             "for a slope over the second half"
@@ -236,6 +414,9 @@ def main() -> int:
                 print(f"error: building the tiny model failed:\n{build.stderr[-3000:]}")
                 return 1
             served = Served(TINY_MODEL_NAME, "serving_default", [TINY_INSTANCE])
+        if args.swaps:
+            newest = max(pathlib.Path(base_path).glob("[0-9]*"), key=lambda p: int(p.name))
+            return run_swaps(args, served, newest, scratch)
         # Logs (the access log included) go to a file: a full pipe would stall the server.
         with open(os.path.join(scratch, "server.log"), "w+") as log:
             try:

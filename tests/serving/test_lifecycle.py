@@ -353,3 +353,31 @@ def test_a_retired_version_is_released_after_the_delay_not_during_the_swap(tmp_p
     assert manager.loaded_versions("m") == [2]
     assert retired() is not None  # not torn down during the swap
     assert wait_for(lambda: retired() is None, timeout=10)
+
+
+@pytest.mark.parametrize("release_delay_seconds", [0.3, 0.0])
+def test_a_retired_version_in_reference_cycles_is_freed_although_the_heap_was_frozen(
+    tmp_path, release_delay_seconds
+):
+    """A SavedModel lives in reference cycles and each load freezes the heap (gc.freeze): only a
+    collection that unfreezes it frees a retired version; before, each swap leaked one."""
+
+    class Cyclic:
+        def __init__(self, path: str) -> None:
+            self.path = path
+            self.myself = self  # only the cyclic collector can free it
+
+    (tmp_path / "m" / "1").mkdir(parents=True)
+    manager = ModelManager(
+        [ModelSpec("m", str(tmp_path / "m"))],
+        loader=Cyclic,
+        poll_seconds=0,
+        release_delay_seconds=release_delay_seconds,
+    )
+    manager.poll()
+    retired = weakref.ref(manager.resolve("m").servable)
+    (tmp_path / "m" / "2").mkdir()
+    manager.poll()
+    assert manager.loaded_versions("m") == [2]
+    assert wait_for(lambda: retired() is None, timeout=10)
+    assert manager.resolve("m").servable.path.endswith("2")  # the new version was not freed
