@@ -177,11 +177,28 @@ def format_value(value: float | None) -> str:
     return f"{value:.4f}"
 
 
-def format_estimate(value: Estimate | None, signed: bool = False) -> str:
-    """'0.9123 [0.9011, 0.9234]'; a count or a value without interval as `format_value`."""
+# What a rate (AUC, accuracy, precision, recall) or a change of one can be; jackknife intervals
+# are t intervals and may reach past these on tiny or one-class slices.
+RATE_RANGE = (0.0, 1.0)
+CHANGE_RANGE = (-1.0, 1.0)
+
+
+def format_estimate(
+    value: Estimate | None, signed: bool = False, within: tuple[float, float] | None = None
+) -> str:
+    """'0.9123 [0.9011, 0.9234]'; a count or a value without interval as `format_value`.
+
+    `within`: the metric's possible range; the interval is shown cut to it (the judge reads the
+    interval as TFMA computed it, and cutting changes no verdict of a floor inside the range).
+    """
     if value is None or math.isnan(value.value):
         return "-"
     if value.has_interval() and not float(value.value).is_integer():
+        if within is not None:
+            low, high = within
+            value = dataclasses.replace(
+                value, low=min(max(value.low, low), high), high=min(max(value.high, low), high)
+            )
         return value.text(signed=signed)
     return format_value(value.value)
 
@@ -190,12 +207,17 @@ def slice_table(evaluation: Evaluation) -> list[str]:
     """Every slice with its size, AUC interval (candidate, baseline, change) and verdict."""
     lines = [f"{'slice':<40}{'examples':>9}  {'auc':<25}{'baseline auc':<25}{'change':<28}verdict"]
     for row in evaluation.slice_metrics:
-        auc = "n/a" if row.auc is None and row.example_count else format_estimate(row.auc)
+        auc = (
+            "n/a"
+            if row.auc is None and row.example_count
+            else format_estimate(row.auc, within=RATE_RANGE)
+        )
         count = str(row.example_count) if row.example_count else "-"
         verdict = row.verdict + (f": {row.note}" if row.note else "")
         lines.append(
-            f"{row.name:<40}{count:>9}  {auc:<25}{format_estimate(row.baseline_auc):<25}"
-            f"{format_estimate(row.auc_change, signed=True):<28}{verdict}"
+            f"{row.name:<40}{count:>9}  {auc:<25}"
+            f"{format_estimate(row.baseline_auc, within=RATE_RANGE):<25}"
+            f"{format_estimate(row.auc_change, signed=True, within=CHANGE_RANGE):<28}{verdict}"
         )
     return lines
 

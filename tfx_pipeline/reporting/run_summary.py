@@ -15,7 +15,9 @@ from tfx_pipeline import metadata, node_ids
 from tfx_pipeline.components.data_gate.gate import read_anomalies
 from tfx_pipeline.metadata import custom_property
 from tfx_pipeline.reporting.evaluation import (
+    CHANGE_RANGE,
     INTERVAL_NOTE,
+    RATE_RANGE,
     Evaluation,
     SliceRow,
     format_estimate,
@@ -23,6 +25,8 @@ from tfx_pipeline.reporting.evaluation import (
 )
 
 Outputs = Mapping[str, Mapping[str, list]]
+# Overall-slice metrics that are rates within [0, 1] (calibration is a ratio, the count a count).
+RATE_METRICS = ("AUC", "BinaryAccuracy", "Precision", "Recall")
 
 
 @dataclasses.dataclass
@@ -238,13 +242,15 @@ def format_summary(summary: RunSummary, max_slices: int = 12) -> Iterable[str]:
         yield f"Evaluation (eval split, overall slice; {INTERVAL_NOTE}):"
         yield f"  {'metric':<16}{'candidate':>24}{'baseline':>26}  threshold"
         for row in evaluation.metrics:
+            within = RATE_RANGE if row.name in RATE_METRICS else None
             yield (
-                f"  {row.name:<16}{format_estimate(row.candidate):>24}"
-                f"{format_estimate(row.baseline):>26}  {row.threshold or '-'}"
+                f"  {row.name:<16}{format_estimate(row.candidate, within=within):>24}"
+                f"{format_estimate(row.baseline, within=within):>26}  {row.threshold or '-'}"
             )
         if evaluation.auc_change is not None:
+            change = format_estimate(evaluation.auc_change, signed=True, within=CHANGE_RANGE)
             yield (
-                f"  {'AUC change':<16}{format_estimate(evaluation.auc_change, signed=True):>24}"
+                f"  {'AUC change':<16}{change:>24}"
                 f"{'':>26}  a drop fails only when the whole interval is below the limit"
             )
         if not evaluation.has_baseline:
@@ -281,7 +287,8 @@ def slice_line(row: SliceRow) -> str:
     if row.auc is None and row.example_count:
         shown = "n/a"
     else:
-        shown = format_estimate(row.auc, signed=" vs " in row.name)
+        gap = " vs " in row.name  # a cross-slice gap: a signed difference of two AUCs
+        shown = format_estimate(row.auc, signed=gap, within=CHANGE_RANGE if gap else RATE_RANGE)
     count = f"({row.example_count})" if row.example_count else ""
     verdict = row.verdict + (f": {row.note}" if row.note else "")
     return f"{row.name:<40}{shown:>24}  {count:<8}{verdict}"
