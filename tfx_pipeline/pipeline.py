@@ -32,7 +32,7 @@ from tfx_pipeline.components.atomic_pusher.executor import Executor as AtomicPus
 from tfx_pipeline.components.data_gate.component import DataGate
 from tfx_pipeline.components.gated_evaluator.component import GatedEvaluator
 from tfx_pipeline.components.infra_validator.component import InfraValidator
-from tfx_pipeline.metrics import histogram_metrics
+from tfx_pipeline.metrics import auc, histogram_metrics
 from tfx_pipeline.resolvers import families
 from tfx_pipeline.resolvers.families import ResolverFamily
 
@@ -76,7 +76,9 @@ def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
     slice_features = list(config.slice_features)
     slice_features += [f for f in rules.gated_features() if f not in slice_features]
     metrics = [
-        tfma.MetricConfig(class_name="AUC"),
+        # TFMA's AUC, the same value computed with numpy: TFMA's own takes 35 ms per slice,
+        # model and jackknife sample (metrics/auc.py).
+        tfma.MetricConfig(class_name=auc.HistogramAUC.__name__, module=auc.__name__),
         # Example count, accuracy, precision and recall at 0.5, calibration and mean label (which
         # tells a one-class slice, where AUC is undefined, from a bad one), all derived from
         # AUC's histogram: TFMA's own metrics would add three more per-example combiners.

@@ -150,6 +150,11 @@ def test_eval_config_computes_jackknife_intervals_and_leaves_judging_to_the_rule
     assert [dict(s.feature_values) for s in cross.slicing_specs] == [
         {"company": "Taxi Affiliation Services"}
     ]
+    # TFMA's AUC computed with numpy (metrics/auc.py), and the metrics read off its histogram.
+    assert [(m.class_name, m.module) for m in eval_config.metrics_specs[0].metrics] == [
+        ("HistogramAUC", "tfx_pipeline.metrics.auc"),
+        ("HistogramMetrics", "tfx_pipeline.metrics.histogram_metrics"),
+    ]
     # No TFMA thresholds: they would judge point estimates (and TFX would bless by them).
     for metric in eval_config.metrics_specs[0].metrics:
         assert not metric.HasField("threshold") and not metric.per_slice_thresholds
