@@ -2,7 +2,9 @@
 
 arrow_csv_example_gen/  CsvExampleGen's examples from Arrow and C++, shuffled in bounded memory
 data_gate/              stops the run when ExampleValidator's anomalies break the data policy
-atomic_pusher/          the Pusher's executor: whole versions only, never a duplicate
+gated_evaluator/        TFX's Evaluator blessing on TFMA's jackknife intervals, overall and per slice
+infra_validator/        TFX's InfraValidator serving the candidate in a real model server process
+atomic_pusher/          the Pusher's executor: whole versions only, never a duplicate, warm
 
 Package `__init__` modules import nothing, so the TFX-free parts load without TFX.
 """
