@@ -19,6 +19,7 @@ COMMANDS = [
     (["bench/pipeline_bench.py"], "usage:"),
     (["bench/serving_bench.py"], "usage:"),
     (["bench/scale_bench.py"], "usage:"),
+    (["bench/infra_latency_false_alarms.py"], "usage:"),
     (["bench/generate_spans.py"], "--rows"),
     (["data/split_taxi_spans.py"], "usage:"),
 ]
