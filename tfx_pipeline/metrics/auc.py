@@ -29,6 +29,8 @@ from tensorflow_model_analysis.metrics import (
     metric_util,
 )
 
+from tfx_pipeline.metrics import histogram_metrics
+
 NAME = confusion_matrix_metrics.AUC_NAME
 NUM_BUCKETS = calibration_histogram.DEFAULT_NUM_BUCKETS
 # TFMA's AUC uses one threshold per histogram bucket by default.
@@ -113,7 +115,7 @@ def _computations(
     if sub_key is not None and sub_key.top_k is not None:
         raise ValueError(f"HistogramAUC is TFMA's default AUC only, not top-k AUC ({sub_key})")
     # The histogram TFMA's AUC (and HistogramMetrics) ask for: TFMA computes it once for all.
-    histogram = calibration_histogram.calibration_histogram(
+    histogram, histogram_key = histogram_metrics.shared_histogram(
         eval_config=eval_config,
         model_name=model_name,
         output_name=output_name,
@@ -122,7 +124,6 @@ def _computations(
         class_weights=class_weights,
         example_weighted=example_weighted,
     )
-    histogram_key = histogram[-1].keys[-1]
     key = metric_types.MetricKey(
         name=name,
         model_name=model_name,

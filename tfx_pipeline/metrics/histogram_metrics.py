@@ -64,6 +64,16 @@ def from_histogram(
     }
 
 
+def shared_histogram(**settings: Any) -> tuple[metric_types.MetricComputations, Any]:
+    """The calibration histogram AUC asks for, and its key.
+
+    TFMA computes a computation once however many metrics ask for it, so every metric that
+    asks with these default settings (bucket count, key) reads the one AUC builds.
+    """
+    histogram = calibration_histogram.calibration_histogram(**settings)
+    return histogram, histogram[-1].keys[-1]
+
+
 def _computations(
     name: str = NAME,
     threshold: float = 0.5,
@@ -76,9 +86,7 @@ def _computations(
     example_weighted: bool = False,
 ) -> metric_types.MetricComputations:
     del name  # the derived metrics carry TFMA's names; this one only names the config entry
-    # Exactly the histogram AUC asks for (same default bucket count and key), so TFMA computes
-    # it once for both.
-    histogram = calibration_histogram.calibration_histogram(
+    histogram, histogram_key = shared_histogram(
         eval_config=eval_config,
         model_name=model_name,
         output_name=output_name,
@@ -87,7 +95,6 @@ def _computations(
         class_weights=class_weights,
         example_weighted=example_weighted,
     )
-    histogram_key = histogram[-1].keys[-1]
     keys = {
         metric: metric_types.MetricKey(
             name=metric,
