@@ -164,6 +164,7 @@ def validate(
     try:
         records = requests.read_examples(examples_split_dir, request_spec.num_examples or 1)
         probes = requests.build_probes(signatures, records)
+        expected = validation.expected_outputs(signatures, probes)
     except Exception as error:  # noqa: BLE001 - a signature the rows cannot drive is the verdict
         outcome.problems.append(f"the model cannot be called in process: {_first_line(error)}")
         return outcome
@@ -179,10 +180,6 @@ def validate(
         running = model_server.ModelServer(server, served, work_dir)
         try:
             with running:
-                # The in-process answers are computed while the server starts.
-                expected = _expected_outputs(signatures, probes, outcome)
-                if expected is None:
-                    return outcome
                 outcome.load_seconds = running.wait_until_available(loading_seconds)
                 outcome.problems += validation.check_answers(
                     probes, expected, running.grpc_target, running.rest_url, candidate
@@ -201,16 +198,6 @@ def validate(
         outcome.server_log = running.log_tail()
         return outcome
     return outcome
-
-
-def _expected_outputs(
-    signatures: dict[str, Any], probes: list[requests.Probe], outcome: Outcome
-) -> list | None:
-    try:
-        return validation.expected_outputs(signatures, probes)
-    except Exception as error:  # noqa: BLE001 - a signature that fails in process is the verdict
-        outcome.problems.append(f"the model cannot be called in process: {_first_line(error)}")
-        return None
 
 
 def _check_latency(
