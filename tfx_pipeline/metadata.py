@@ -174,11 +174,11 @@ def node_id(store: Any, execution_id: int, pipeline_name: str) -> str:
     return "?"
 
 
-def latest_run(store: Any, pipeline_name: str) -> metadata_store_pb2.Context | None:
-    """The newest run context that holds executions of this pipeline."""
+def run_contexts(store: Any, pipeline_name: str) -> list[metadata_store_pb2.Context]:
+    """Every run context that holds executions of this pipeline, oldest first."""
     pipeline_context = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline_context is None:
-        return None
+        return []
     run_ids = {
         context.id
         for execution in store.get_executions_by_context(pipeline_context.id)
@@ -186,7 +186,37 @@ def latest_run(store: Any, pipeline_name: str) -> metadata_store_pb2.Context | N
         if context.type in RUN_CONTEXT_TYPES
     }
     runs = store.get_contexts_by_id(list(run_ids))
-    return max(runs, key=lambda c: (c.create_time_since_epoch, c.id), default=None)
+    return sorted(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+
+
+def latest_run(store: Any, pipeline_name: str) -> metadata_store_pb2.Context | None:
+    """The newest run context that holds executions of this pipeline."""
+    runs = run_contexts(store, pipeline_name)
+    return runs[-1] if runs else None
+
+
+def find_run(store: Any, pipeline_name: str, run_name: str) -> metadata_store_pb2.Context | None:
+    """The run of this pipeline named `run_name` (its pipeline_run id), or None."""
+    return next((run for run in run_contexts(store, pipeline_name) if run.name == run_name), None)
+
+
+UNFINISHED_STATES = (Execution.NEW, Execution.RUNNING)
+
+
+def run_executions(
+    store: Any, pipeline_name: str, run: metadata_store_pb2.Context
+) -> list["NodeExecution"]:
+    """A run's executions in the order they started, with their artifacts."""
+    return [
+        NodeExecution(
+            node_id=node_id(store, execution.id, pipeline_name),
+            state=Execution.State.Name(execution.last_known_state),
+            inputs=artifacts_by_key(store, execution.id, INPUT_EVENTS),
+            outputs=artifacts_by_key(store, execution.id, OUTPUT_EVENTS),
+            execution=execution,
+        )
+        for execution in sorted(store.get_executions_by_context(run.id), key=lambda e: e.id)
+    ]
 
 
 def latest_node_state(store: Any, pipeline_name: str, node: str) -> str:
@@ -209,6 +239,14 @@ class NodeExecution:
     state: str  # COMPLETE, CACHED, FAILED, ...
     inputs: dict[str, list[Artifact]]
     outputs: dict[str, list[Artifact]]
+    execution: Execution  # its times, exec properties (custom_properties) and id
+
+    @property
+    def seconds(self) -> float:
+        """How long it took, from MLMD's create and last-update times."""
+        return (
+            self.execution.last_update_time_since_epoch - self.execution.create_time_since_epoch
+        ) / 1000
 
 
 def latest_run_executions(
@@ -221,16 +259,7 @@ def latest_run_executions(
     run = latest_run(store, pipeline_name)
     if run is None:
         return None
-    executions = [
-        NodeExecution(
-            node_id=node_id(store, execution.id, pipeline_name),
-            state=Execution.State.Name(execution.last_known_state),
-            inputs=artifacts_by_key(store, execution.id, INPUT_EVENTS),
-            outputs=artifacts_by_key(store, execution.id, OUTPUT_EVENTS),
-        )
-        for execution in sorted(store.get_executions_by_context(run.id), key=lambda e: e.id)
-    ]
-    return run.name, executions
+    return run.name, run_executions(store, pipeline_name, run)
 
 
 def has_hyperparameters(metadata_path: str, pipeline_name: str) -> bool:
