@@ -94,3 +94,17 @@ def tf_transform_output(transform_output_dir):
     import tensorflow_transform as tft
 
     return tft.TFTransformOutput(transform_output_dir)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Headless Chromium for tests that open HTML reports (tests/browser.py renders with it)."""
+    from tests.browser import find_chromium
+
+    path = find_chromium()
+    if path is None:
+        reason = "no Chromium to open reports in (install Debian's chromium package)"
+        if os.environ.get("CI_REQUIRE_CHROMIUM") == "1":
+            pytest.fail(f"{reason}; CI_REQUIRE_CHROMIUM=1, so the browser tests must run")
+        pytest.skip(reason)
+    return path
