@@ -6,6 +6,7 @@ TFX hands a resolver strategy.
 """
 
 import dataclasses
+import json
 import os
 from typing import Any
 
@@ -161,6 +162,26 @@ def evaluation_of_blessing(store: Any, blessing_id: int) -> Artifact | None:
     return evaluations[0] if evaluations else None
 
 
+# TFX records why an execution failed here (an ExecutionResult as JSON), but only when the
+# executor returned an error code: a raised exception leaves nothing (the run's log has it).
+EXECUTION_RESULT_PROPERTY = "__execution_result__"
+
+
+def execution_error(execution: Execution) -> str | None:
+    """The first line of the error TFX recorded on a failed execution, or None."""
+    recorded = custom_property(execution, EXECUTION_RESULT_PROPERTY)
+    if not recorded:
+        return None
+    try:
+        result = json.loads(recorded)
+    except ValueError:
+        return str(recorded).strip().splitlines()[0]
+    message = str(result.get("resultMessage", "")).strip()
+    if message:
+        return message.splitlines()[0]
+    return f"error code {result['code']}" if result.get("code") else None
+
+
 # --- pipelines, runs and nodes ---------------------------------------------------------------
 
 
@@ -229,6 +250,65 @@ def latest_node_state(store: Any, pipeline_name: str, node: str) -> str:
         return "UNKNOWN"
     newest = max(executions, key=lambda e: e.id)
     return Execution.State.Name(newest.last_known_state)
+
+
+# TFX's cache key (tfx/orchestration/portable/cache_utils.py) as MLMD records it: a context named
+# by the hash, holding every execution that had the same inputs, exec properties and executor.
+CACHE_CONTEXT_TYPE = "execution_cache"
+
+
+def run_name(store: Any, execution_id: int) -> str:
+    """The run (its pipeline_run id) an execution belongs to; '?' when none is recorded."""
+    for context in store.get_contexts_by_execution(execution_id):
+        if context.type in RUN_CONTEXT_TYPES:
+            return context.name
+    return "?"
+
+
+def node_executions(store: Any, pipeline_name: str, node: str) -> list[Execution]:
+    """Every execution of one node of the pipeline, over all its runs, oldest first."""
+    context = store.get_context_by_type_and_name("node", f"{pipeline_name}.{node}")
+    if context is None:
+        return []
+    return sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
+
+
+def pipeline_nodes(store: Any, pipeline_name: str) -> list[str]:
+    """The id of every node of the pipeline that has run at least once."""
+    prefix = pipeline_name + "."
+    return sorted(
+        context.name[len(prefix) :]
+        for context in store.get_contexts_by_type("node")
+        if context.name.startswith(prefix)
+    )
+
+
+def same_cache_key(store: Any, execution_id: int) -> list[Execution] | None:
+    """The executions recorded under the cache key of `execution_id` (itself too), oldest first.
+
+    None when it has no key: TFX never caches resolver and importer nodes, and Airflow's legacy
+    launcher records no key.
+    """
+    for context in store.get_contexts_by_execution(execution_id):
+        if context.type == CACHE_CONTEXT_TYPE:
+            return sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
+    return None
+
+
+def first_producer(store: Any, artifact_id: int) -> Execution | None:
+    """The execution that wrote an artifact: the first to output it (a cached one outputs it again)."""
+    ids = [
+        event.execution_id
+        for event in store.get_events_by_artifact_ids([artifact_id])
+        if event.type in OUTPUT_EVENTS
+    ]
+    return store.get_executions_by_id([min(ids)])[0] if ids else None
+
+
+def execution_type_name(store: Any, execution: Execution) -> str:
+    """The class TFX registered the execution's component under, e.g. tfx....Trainer."""
+    found = store.get_execution_types_by_id([execution.type_id])
+    return found[0].name if found else "?"
 
 
 @dataclasses.dataclass(frozen=True)
