@@ -1,11 +1,12 @@
-"""The Pusher executor: TFX's stock Pusher component, pushing through `push.py`.
+"""The Pusher executor: TFX's Pusher executor, pushing through `push.py`, with a model card.
 
 TFX's filesystem Pusher copies files straight into `<base>/<version>/` (saved_model.pb last), so
 a model server polling the base path can see a version folder before it is complete. This one
 pushes the infra-validated copy of the model (it carries TF Serving's warmup requests),
 atomically on local filesystems, never pushes a model identical to a version already in the base
 path (a re-evaluated, unchanged model) or to a rolled-back one, and never reuses or goes below an
-existing version number.
+existing version number. Each new version carries its model card (model_card.py) in
+`assets.extra/`, written before the version becomes visible (locally) or loadable (remotely).
 """
 
 import os
@@ -19,10 +20,19 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, path_utils, proto_utils
 
-from tfx_pipeline.components.atomic_pusher import push
+from tfx_pipeline.components.atomic_pusher import model_card, push
 
 # The InfraBlessing property TFX's InfraValidator sets when the blessing holds the warm model.
 INFRA_HAS_MODEL_KEY = "has_model"
+# What the model card reads: the inputs and settings component.py adds to TFX's Pusher spec.
+EVALUATION_KEY = "evaluation"
+HYPERPARAMETERS_KEY = "hyperparameters"
+STATISTICS_KEY = "statistics"
+SCHEMA_KEY = "schema"
+EXAMPLES_KEY = "examples"
+PIPELINE_NAME_KEY = "pipeline_name"
+DATA_ROOT_KEY = "data_root"
+SPAN_PROPERTY = "span"  # ExampleGen records the span as a custom property of its Examples
 
 
 class Executor(pusher_executor.Executor):
@@ -59,34 +69,105 @@ class Executor(pusher_executor.Executor):
             exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination
         )
         base_directory = destination.filesystem.base_directory
-        if "://" in base_directory:
-            # Remote filesystems (GCS) have no atomic rename: TFX's own push, which writes
-            # saved_model.pb last, unless the very same model is already there.
-            version = push.identical_version(push.model_digest(model_path), base_directory)
-            if version is None:
-                super().Do(input_dict, output_dict, exec_properties)
-                return
-            logging.info("Model is identical to the served version %s; nothing copied.", version)
-            self._MarkPushed(
-                model_push,
-                pushed_destination=os.path.join(base_directory, str(version)),
-                pushed_version=str(version),
+        now = time.time()
+
+        def card_files(version: int) -> dict[str, bytes]:
+            return self.model_card_files(
+                input_dict, exec_properties, base_directory, version, pushed_at=now
             )
-            return
-        try:
-            version, copied = push.push_atomically(model_path, base_directory, time.time())
-        except push.RolledBackModelError as error:
-            logging.warning("%s", error)
-            self._MarkNotPushed(model_push)
-            return
-        serving_path = os.path.join(base_directory, str(version))
-        if copied:
-            logging.info("Model pushed atomically to %s.", serving_path)
+
+        if "://" in base_directory:
+            # Remote filesystems (GCS) have no atomic rename: files are copied with
+            # saved_model.pb last, the model card before it, unless the very same model is
+            # already there.
+            version, copied = push.push_by_copy(model_path, base_directory, now, card_files)
         else:
+            try:
+                version, copied = push.push_atomically(model_path, base_directory, now, card_files)
+            except push.RolledBackModelError as error:
+                logging.warning("%s", error)
+                self._MarkNotPushed(model_push)
+                return
+        serving_path = os.path.join(base_directory, str(version))
+        if not fileio.exists(serving_path):
+            raise RuntimeError(f"push to {serving_path} did not leave a version folder")
+        if copied:
+            logging.info("Model pushed to %s.", serving_path)
+        else:
+            # The version keeps the card of the push that made it.
             logging.info(
                 "Model is identical to the served version %s; nothing copied.", serving_path
             )
-        io_utils.copy_dir(model_path, model_push.uri)
+        # The PushedModel artifact archives the version as served, its model card included.
+        io_utils.copy_dir(serving_path, model_push.uri)
         self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=str(version))
-        if not fileio.exists(serving_path):
-            raise RuntimeError(f"push to {serving_path} did not leave a version folder")
+
+    def model_card_files(
+        self,
+        input_dict: dict[str, list[Any]],
+        exec_properties: dict[str, Any],
+        base_directory: str,
+        version: int,
+        pushed_at: float,
+    ) -> dict[str, bytes]:
+        """The model card of a new version, as files; {} (pushed without a card) if it fails.
+
+        Missing or unreadable inputs become "not recorded" parts of the card, logged here. Any
+        other failure is a fault of the card's code, not of the model, which is blessed and
+        validated: it is logged with its traceback and the version is pushed without a card.
+        """
+        context = self._context
+        facts = model_card.PushFacts(
+            model_name=os.path.basename(base_directory.rstrip("/")),
+            version=version,
+            pushed_at=pushed_at,
+            serving_path=os.path.join(base_directory, str(version)),
+            pipeline_name=exec_properties.get(PIPELINE_NAME_KEY)
+            or (context.pipeline_info.id if context and context.pipeline_info else None),
+            run_id=context.pipeline_run_id if context else None,
+            data_root=exec_properties.get(DATA_ROOT_KEY),
+            frameworks=model_card.framework_versions(),
+        )
+        inputs = model_card.CardInputs(
+            model=_single(input_dict, standard_component_specs.MODEL_KEY),
+            model_blessing=_single(input_dict, standard_component_specs.MODEL_BLESSING_KEY),
+            infra_blessing=_single(input_dict, standard_component_specs.INFRA_BLESSING_KEY),
+            examples=tuple(_ref(a) for a in input_dict.get(EXAMPLES_KEY) or []),
+            statistics=_single(input_dict, STATISTICS_KEY),
+            schema=_single(input_dict, SCHEMA_KEY),
+            hyperparameters=_single(input_dict, HYPERPARAMETERS_KEY),
+            evaluation=_single(input_dict, EVALUATION_KEY),
+        )
+        try:
+            card = model_card.build_card(facts, inputs)
+            files = model_card.card_files(card)
+        except Exception:  # noqa: BLE001 - the card documents the push; it must not stop it
+            logging.exception(
+                "The model card of version %s could not be built; the version is pushed "
+                "without one.",
+                version,
+            )
+            return {}
+        for part in card["not_recorded"]:
+            logging.warning(
+                "Model card of version %s: %s not recorded: %s",
+                version,
+                part["part"],
+                part["reason"],
+            )
+        logging.info("Model card of version %s: %s", version, ", ".join(model_card.CARD_FILES))
+        return files
+
+
+def _ref(artifact: Any) -> model_card.ArtifactRef:
+    span = (
+        artifact.get_int_custom_property(SPAN_PROPERTY)
+        if artifact.has_custom_property(SPAN_PROPERTY)
+        else None
+    )
+    return model_card.ArtifactRef(id=artifact.id or None, uri=artifact.uri, span=span)
+
+
+def _single(input_dict: dict[str, list[Any]], key: str) -> model_card.ArtifactRef | None:
+    artifacts = input_dict.get(key) or []
+    return _ref(artifacts[0]) if artifacts else None
