@@ -18,7 +18,7 @@ import tensorflow_model_analysis as tfma
 # (google-cloud-aiplatform), about 4 s of every run's start-up that a local run never uses.
 from tfx import components
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
-from tfx.dsl.components.base import base_node, executor_spec
+from tfx.dsl.components.base import base_node
 from tfx.orchestration import metadata as tfx_metadata
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import example_gen_pb2, infra_validator_pb2, pusher_pb2, trainer_pb2
@@ -28,11 +28,11 @@ from models import features
 from tfx_pipeline import cloud, layout, node_ids
 from tfx_pipeline import config as config_lib
 from tfx_pipeline.components.arrow_csv_example_gen.component import ArrowCsvExampleGen
-from tfx_pipeline.components.atomic_pusher.executor import Executor as AtomicPusherExecutor
+from tfx_pipeline.components.atomic_pusher.component import Pusher as AtomicPusher
 from tfx_pipeline.components.data_gate.component import DataGate
 from tfx_pipeline.components.gated_evaluator.component import GatedEvaluator
 from tfx_pipeline.components.infra_validator.component import InfraValidator
-from tfx_pipeline.metrics import auc, histogram_metrics
+from tfx_pipeline.metrics import auc, histogram_metrics, histogram_plots
 from tfx_pipeline.resolvers import families
 from tfx_pipeline.resolvers.families import ResolverFamily
 
@@ -44,6 +44,7 @@ class Ingested:
     nodes: list[base_node.BaseNode]
     example_gen: base_node.BaseNode
     examples: Channel  # this run's span, as ExampleGen wrote it
+    statistics: Channel  # this run's span, as StatisticsGen described it
     schema: Channel
     data_gate: base_node.BaseNode
 
@@ -64,6 +65,8 @@ class Trained:
     nodes: list[base_node.BaseNode]
     trainer: base_node.BaseNode
     model: Channel
+    examples: Channel  # what the Trainer read
+    hyperparameters: Channel  # what the Trainer received
 
 
 def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
@@ -85,6 +88,11 @@ def eval_config(config: config_lib.PipelineConfig) -> tfma.EvalConfig:
         tfma.MetricConfig(
             class_name=histogram_metrics.HistogramMetrics.__name__,
             module=histogram_metrics.__name__,
+        ),
+        # The same histogram written as a plot, the ROC and calibration charts' data; once per
+        # slice and model, not per jackknife sample as TFMA's own plots (metrics/histogram_plots.py).
+        tfma.MetricConfig(
+            class_name=histogram_plots.HistogramPlots.__name__, module=histogram_plots.__name__
         ),
     ]
     return tfma.EvalConfig(
@@ -209,6 +217,7 @@ def ingest_and_validate(config: config_lib.PipelineConfig, resolvers: ResolverFa
         ],
         example_gen=example_gen,
         examples=example_gen.outputs["examples"],
+        statistics=statistics_gen.outputs["statistics"],
         schema=schema,
         data_gate=data_gate,
     )
@@ -284,6 +293,8 @@ def tune_and_train(
         nodes=[transform, hyperparameters_node, trainer],
         trainer=trainer,
         model=trainer.outputs["model"],
+        examples=training_data.examples,
+        hyperparameters=hyperparameters,
     )
 
 
@@ -306,10 +317,9 @@ def evaluate_and_push(
 
     infra_validator = infra_validation(config, ingested, trained, baseline.outputs["model"])
 
-    pusher = components.Pusher(
+    pusher = AtomicPusher(
         # Versions appear complete or not at all, and an unchanged model is never pushed twice;
         # the pushed copy is the infra-validated one, with its warmup requests.
-        custom_executor_spec=executor_spec.ExecutorClassSpec(AtomicPusherExecutor),
         model=trained.model,
         model_blessing=evaluator.outputs["blessing"],
         infra_blessing=infra_validator.outputs["blessing"],
@@ -318,6 +328,14 @@ def evaluate_and_push(
                 base_directory=config.serving_model_dir
             )
         ),
+        # What each version's model card reports, as inputs so lineage shows them.
+        pipeline_name=config.pipeline_name,
+        data_root=config.data_root,
+        evaluation=evaluator.outputs["evaluation"],
+        hyperparameters=trained.hyperparameters,
+        statistics=ingested.statistics,
+        schema=ingested.schema,
+        examples=trained.examples,
     ).with_id(node_ids.PUSHER)
 
     nodes = [baseline, evaluator, infra_validator, pusher]

@@ -1,11 +1,14 @@
 """The Keras model and its serving export, called with plain tensors and a real Transform output."""
 
+import json
 import math
 import pathlib
+import types
 
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
 from models import features
 from models import model as taxi_model
@@ -70,15 +73,93 @@ def test_hparams_read_from_a_tuner_config():
     assert hparams.learning_rate == 0.01 and hparams.embedding_dim == 4
 
 
+def fare_sign_dataset(size: int = 2048, seed: int = 2) -> tf.data.Dataset:
+    """Endless batches of 64 whose label is the sign of one input, reshuffled every pass."""
+    batch = random_batch(size, seed=seed)
+    label = (batch[features.transformed_name("fare")].numpy() > 0).astype(np.int64)
+    return (
+        tf.data.Dataset.from_tensor_slices((batch, label))
+        .shuffle(size, seed=seed)
+        .batch(64)
+        .repeat()
+    )
+
+
 def test_training_learns_a_separable_signal():
     """A label that depends on one input must be learnt well beyond chance."""
-    size = 2048
-    batch = random_batch(size, seed=2)
-    label = (batch[features.transformed_name("fare")].numpy() > 0).astype(np.int64)
-    dataset = tf.data.Dataset.from_tensor_slices((batch, label)).batch(64).repeat()
+    dataset = fare_sign_dataset()
     model = taxi_model.build_model(taxi_model.ModelHParams(learning_rate=0.01), COUNTS)
-    metrics = taxi_model.train(model, dataset, dataset, train_steps=150, eval_steps=10)
-    assert metrics["val_auc"] > 0.95, metrics
+    history = taxi_model.train(model, dataset, dataset, train_steps=150, eval_steps=10)
+    assert history.final["val_auc"] > 0.95, history.final
+
+
+@pytest.mark.parametrize(
+    ("train_steps", "eval_steps", "steps", "validation_steps"),
+    [
+        (50, 20, [5, 10, 15, 20, 25, 30, 35, 40, 45, 50], 2),
+        # Steps that do not divide: nine epochs of 3, the last one cut to 1.
+        (25, 20, [3, 6, 9, 12, 15, 18, 21, 24, 25], 3),
+        (4, 3, [1, 2, 3, 4], 1),
+    ],
+)
+def test_training_records_a_curve_and_keeps_the_total_steps(
+    train_steps, eval_steps, steps, validation_steps
+):
+    dataset = fare_sign_dataset()
+    model = taxi_model.build_model(taxi_model.ModelHParams(), COUNTS)
+    history = taxi_model.train(model, dataset, dataset, train_steps, eval_steps, curve_points=10)
+    assert int(model.optimizer.iterations.numpy()) == train_steps
+    assert history.steps == steps
+    assert history.epochs == list(range(1, len(steps) + 1))
+    assert history.validation_steps == validation_steps
+    assert {"loss", "auc", "val_loss", "val_auc"} <= set(history.metrics)
+    assert all(len(values) == len(steps) for values in history.metrics.values())
+    assert history.final == {name: values[-1] for name, values in history.metrics.items()}
+
+
+def weights_after_training(
+    curve_points: int,
+) -> tuple[list[np.ndarray], taxi_model.TrainingHistory]:
+    tf_keras.utils.set_random_seed(7)
+    model = taxi_model.build_model(taxi_model.ModelHParams(dropout=0.2), COUNTS)
+    dataset = fare_sign_dataset(size=1024)  # 16 batches a pass, reshuffled every pass
+    # Another Dataset object, as run_fn's: iterators of one dataset share its reshuffle seeds,
+    # so validating on the training dataset itself would change the training order.
+    eval_dataset = fare_sign_dataset(size=256, seed=3)
+    history = taxi_model.train(
+        model, dataset, eval_dataset, train_steps=60, eval_steps=4, curve_points=curve_points
+    )
+    return [weight.numpy() for weight in model.weights], history
+
+
+def test_the_curve_changes_neither_the_batches_nor_the_weights():
+    """Ten epochs read the batches one epoch would, in its order: the same model comes out.
+
+    Were each epoch to restart the data, epochs of 6 steps would train on the first 6 batches
+    of the first pass ten times over.
+    """
+    one_epoch, single = weights_after_training(curve_points=1)
+    ten_epochs, curve = weights_after_training(curve_points=10)
+    assert single.steps == [60] and len(curve.steps) == 10
+    for before, after in zip(one_epoch, ten_epochs, strict=True):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_the_history_is_written_as_json_with_null_for_non_finite_values(tmp_path):
+    history = taxi_model.TrainingHistory(
+        epochs=[1, 2],
+        steps=[5, 10],
+        validation_steps=3,
+        metrics={"loss": [0.5, 0.25], "val_auc": [math.nan, 0.75]},
+    )
+    path = taxi_model.write_training_history(history, str(tmp_path / "model_run"))
+    assert path == str(tmp_path / "model_run" / taxi_model.TRAINING_HISTORY_FILE)
+    assert json.loads(pathlib.Path(path).read_text()) == {
+        "epochs": [1, 2],
+        "steps": [5, 10],
+        "validation_steps": 3,
+        "metrics": {"loss": [0.5, 0.25], "val_auc": [None, 0.75]},
+    }
 
 
 def test_train_rejects_a_diverged_fit():
@@ -99,6 +180,33 @@ def export(tf_transform_output, tmp_path_factory):
     export_dir = str(tmp_path_factory.mktemp("export"))
     taxi_model.export_serving_model(model, tf_transform_output, export_dir)
     return model, export_dir
+
+
+def test_run_fn_records_the_curve_in_model_run_and_exports(
+    transform_output_dir, raw_feature_spec, tmp_path
+):
+    """The TFX adapter end to end on bundled rows: the curve lands where the report reads it."""
+    rows = read_csv_rows(DATA_ROOT / "span-2" / "data.csv", limit=200)
+    data_file = str(tmp_path / "data_tfrecord-00000-of-00001.gz")
+    with tf.io.TFRecordWriter(data_file, options="GZIP") as writer:
+        for example in serialized_examples(rows, raw_feature_spec).numpy():
+            writer.write(example)
+    fn_args = types.SimpleNamespace(
+        custom_config={"seed": 1, "batch_size": 32},
+        transform_output=transform_output_dir,
+        hyperparameters=None,
+        train_files=[data_file],
+        eval_files=[data_file],
+        train_steps=12,
+        eval_steps=4,
+        model_run_dir=str(tmp_path / "model_run"),
+        serving_model_dir=str(tmp_path / "serving"),
+    )
+    taxi_model.run_fn(fn_args)
+    written = json.loads((tmp_path / "model_run" / taxi_model.TRAINING_HISTORY_FILE).read_text())
+    assert written["steps"] == [2, 4, 6, 8, 10, 12]
+    assert len(written["metrics"]["val_auc"]) == 6
+    assert (tmp_path / "serving" / "saved_model.pb").exists()
 
 
 @pytest.fixture(scope="module")

@@ -72,8 +72,17 @@ def test_key_edges(config):
         "Trainer",
         "latest_blessed_model_resolver",
     }
-    # Nothing reaches serving unless both the Evaluator and the InfraValidator blessed it.
-    assert upstream_ids(pipeline, "Pusher") == {"Trainer", "Evaluator", "InfraValidator"}
+    # Nothing reaches serving unless both the Evaluator and the InfraValidator blessed it; the
+    # rest is what the model card reports (test_the_pusher_gets_what_the_model_card_reports).
+    assert upstream_ids(pipeline, "Pusher") == {
+        "Trainer",
+        "Evaluator",
+        "InfraValidator",
+        "CsvExampleGen",
+        "StatisticsGen",
+        "ImportSchemaGen",
+        "Tuner",
+    }
 
 
 def test_infra_validator_checks_both_signatures_and_makes_warmup_requests(config):
@@ -103,6 +112,11 @@ def test_reusing_hyperparameters_replaces_the_tuner_with_a_resolver(config):
         "ImportSchemaGen",
         "latest_hyperparameters_resolver",
     }
+    # The model card reports the hyperparameters the Trainer received, wherever they came from.
+    assert input_producers(pipeline, "Pusher")["hyperparameters"] == (
+        "latest_hyperparameters_resolver",
+        "hyperparameters",
+    )
 
 
 def test_inferred_schema_variant_uses_schema_gen(config):
@@ -150,10 +164,12 @@ def test_eval_config_computes_jackknife_intervals_and_leaves_judging_to_the_rule
     assert [dict(s.feature_values) for s in cross.slicing_specs] == [
         {"company": "Taxi Affiliation Services"}
     ]
-    # TFMA's AUC computed with numpy (metrics/auc.py), and the metrics read off its histogram.
+    # TFMA's AUC computed with numpy (metrics/auc.py), the metrics read off its histogram, and
+    # the same histogram written as the report's ROC and calibration data.
     assert [(m.class_name, m.module) for m in eval_config.metrics_specs[0].metrics] == [
         ("HistogramAUC", "tfx_pipeline.metrics.auc"),
         ("HistogramMetrics", "tfx_pipeline.metrics.histogram_metrics"),
+        ("HistogramPlots", "tfx_pipeline.metrics.histogram_plots"),
     ]
     # No TFMA thresholds: they would judge point estimates (and TFX would bless by them).
     for metric in eval_config.metrics_specs[0].metrics:
@@ -185,6 +201,64 @@ def test_pusher_pushes_atomically(config):
     assert pusher.executor_spec.executor_class is Executor
 
 
+def input_producers(pipeline, component_id) -> dict[str, tuple[str, str]]:
+    """Each input key of a node -> (producing node, its output key)."""
+    component = next(c for c in pipeline.components if c.id == component_id)
+    return {
+        key: (channel.producer_component_id, channel.output_key)
+        for key, channel in component.inputs.items()
+    }
+
+
+def test_the_pusher_gets_what_the_model_card_reports(config):
+    pipeline = pipeline_lib.create_pipeline(config)
+    assert input_producers(pipeline, "Pusher") == {
+        "model": ("Trainer", "model"),
+        "model_blessing": ("Evaluator", "blessing"),
+        "infra_blessing": ("InfraValidator", "blessing"),
+        "evaluation": ("Evaluator", "evaluation"),
+        "hyperparameters": ("Tuner", "best_hyperparameters"),
+        "statistics": ("StatisticsGen", "statistics"),
+        "schema": ("ImportSchemaGen", "schema"),
+        "examples": ("CsvExampleGen", "examples"),
+    }
+    trainer = input_producers(pipeline, "Trainer")
+    assert input_producers(pipeline, "Pusher")["examples"] == trainer["examples"]
+    pusher = next(c for c in pipeline.components if c.id == "Pusher")
+    assert pusher.exec_properties["pipeline_name"] == "taxi-test"
+    assert pusher.exec_properties["data_root"] == config.data_root
+
+
+def test_the_vertex_pipeline_passes_the_model_card_inputs_to_the_pusher(config, tmp_path):
+    from tfx_pipeline.runners import vertex
+
+    job = vertex.compile_pipeline(
+        dataclasses.replace(config, portable_resolvers=True),
+        "us-docker.pkg.dev/project/ml/taxi:1",
+        tmp_path / "pipeline.json",
+    )
+    pusher = job["pipelineSpec"]["root"]["dag"]["tasks"]["Pusher"]["inputs"]
+    producers = {
+        key: (
+            spec["taskOutputArtifact"]["producerTask"],
+            spec["taskOutputArtifact"]["outputArtifactKey"],
+        )
+        for key, spec in pusher["artifacts"].items()
+    }
+    assert producers == {
+        "model": ("Trainer", "model"),
+        "model_blessing": ("Evaluator", "blessing"),
+        "infra_blessing": ("InfraValidator", "blessing"),
+        "evaluation": ("Evaluator", "evaluation"),
+        "hyperparameters": ("Tuner", "best_hyperparameters"),
+        "statistics": ("StatisticsGen", "statistics"),
+        "schema": ("ImportSchemaGen", "schema"),
+        "examples": ("CsvExampleGen", "examples"),
+    }
+    pipeline_name = pusher["parameters"]["pipeline_name"]["runtimeValue"]["constantValue"]
+    assert pipeline_name == {"stringValue": "taxi-test"}
+
+
 def test_a_window_above_one_span_feeds_transform_tuner_and_trainer(config):
     pipeline = pipeline_lib.create_pipeline(dataclasses.replace(config, training_window_spans=4))
     ids = [c.id for c in pipeline.components]
@@ -199,6 +273,8 @@ def test_a_window_above_one_span_feeds_transform_tuner_and_trainer(config):
     for node in ("Tuner", "Trainer"):
         assert "span_window_resolver" in upstream_ids(pipeline, node)
         assert "CsvExampleGen" not in upstream_ids(pipeline, node)
+    # The model card lists every span the Trainer read.
+    assert input_producers(pipeline, "Pusher")["examples"] == ("span_window_resolver", "examples")
     # The Evaluator judges the model on the new span only, whatever the window.
     assert "span_window_resolver" not in upstream_ids(pipeline, "Evaluator")
     by_id = {c.id: c for c in pipeline.components}
