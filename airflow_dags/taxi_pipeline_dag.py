@@ -1,7 +1,7 @@
 """Apache Airflow DAG: the taxi pipeline (the same `create_pipeline` factory) on Airflow 2.
 
 One Airflow task per pipeline component, with the pipeline's dependencies, built by TFX's
-AirflowDagRunner. Point Airflow's dags_folder at this folder (or copy this file into yours);
+AirflowDagRunner, and a last task that writes the run's HTML report. Point Airflow's dags_folder at this folder (or copy this file into yours);
 the project must be installed in Airflow's Python environment (`make setup` does that in .venv).
 
 Settings come from the environment, read once when Airflow parses this file
@@ -27,6 +27,11 @@ from tfx.orchestration.airflow.airflow_dag_runner import (  # noqa: E402
 from tfx_pipeline import pipeline as pipeline_lib  # noqa: E402
 from tfx_pipeline.runners import airflow  # noqa: E402
 
+CONFIG = airflow.pipeline_config(os.environ)
+PIPELINE = pipeline_lib.create_pipeline(CONFIG)
 DAG = AirflowDagRunner(
     AirflowPipelineConfig(airflow_dag_config=airflow.dag_config(os.environ))
-).run(pipeline_lib.create_pipeline(airflow.pipeline_config(os.environ)))
+).run(PIPELINE)
+# After every component, failed or not (a teardown task: it never changes the run's state):
+# <TAXI_OUTPUT_DIR>/reports/run-<time>.html.
+airflow.add_report_task(DAG, PIPELINE, CONFIG)

@@ -72,7 +72,8 @@ def main() -> None:
         results[scenario] = result
         print(
             f"  {scenario:<9} wall {result['wall_s']:7.1f} s   peak RSS {result['peak_rss_gb']:.2f} GB"
-            f"   AUC {result['eval_auc']}   exit {result['exit_status']}"
+            f"   AUC {result['eval_auc']}   report {result['report_s']} s"
+            f"   exit {result['exit_status']}"
             f"   load {result['load_1m_before']}",
             flush=True,
         )

@@ -4,6 +4,7 @@ import logging
 import os
 import pathlib
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -66,12 +67,19 @@ def measure(command: list[str], poll_seconds: float = 0.1) -> dict[str, object]:
     return {
         "wall_s": round(wall, 2),
         "peak_rss_gb": round(peak / 1e9, 3),
+        "report_s": report_seconds(console),
         "exit_status": process.returncode,
         "load_1m_before": load_before,
         "load_1m_after": load_average(),
         "console": console,
         "rss_timeline": timeline,
     }
+
+
+def report_seconds(console: str) -> float | None:
+    """How long the run took to write its HTML report, as the runner's "Report:" line says."""
+    found = re.search(r"^Report: .* \((\d+(?:\.\d+)?) s\)$", console, re.MULTILINE)
+    return float(found.group(1)) if found else None
 
 
 def _quiet_tensorflow() -> None:

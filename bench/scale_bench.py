@@ -170,7 +170,8 @@ def print_result(label: str, result: dict) -> None:
     biggest = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in parts)
     print(
         f"  {label:<12} wall {result['wall_s']:7.1f} s   peak RSS {result['peak_rss_gb']:.2f} GB   "
-        f"AUC {result['eval_auc']}   exit {result['exit_status']}   "
+        f"AUC {result['eval_auc']}   report {result.get('report_s')} s   "
+        f"exit {result['exit_status']}   "
         f"load {result['load_1m_before']}->{result['load_1m_after']}\n"
         f"               biggest: {biggest}",
         flush=True,

@@ -69,15 +69,19 @@ ALLOWED = {
         "tfx_pipeline.operations",
         "tfx_pipeline.runners",
     ),
-    # `python -m tfx_pipeline.monitor` and `.history`: the commands, nothing else.
+    # `python -m tfx_pipeline.monitor`, `.history`, `.report`, `.runs`, `.explain`: the commands.
     "tfx_pipeline.monitor": ("tfx_pipeline.operations.monitor",),
     "tfx_pipeline.history": ("tfx_pipeline.operations.history",),
+    "tfx_pipeline.report": ("tfx_pipeline.operations.report",),
+    "tfx_pipeline.runs": ("tfx_pipeline.operations.runs",),
+    "tfx_pipeline.explain": ("tfx_pipeline.operations.explain",),
 }
 # The logic of each component, usable without TFX (tfx_bsl, TFDV and TensorFlow are fine).
 TFX_FREE = (
     "tfx_pipeline/components/data_gate/policy.py",
     "tfx_pipeline/components/data_gate/gate.py",
     "tfx_pipeline/components/atomic_pusher/push.py",
+    "tfx_pipeline/components/atomic_pusher/model_card.py",
     "tfx_pipeline/components/arrow_csv_example_gen/csv_examples.py",
     "tfx_pipeline/components/arrow_csv_example_gen/shuffle.py",
     "tfx_pipeline/components/gated_evaluator/rules.py",
@@ -104,6 +108,12 @@ LIGHT = (
     "tfx_pipeline.operations.monitor",
     "tfx_pipeline.history",
     "tfx_pipeline.monitor",
+    "tfx_pipeline.operations.report",
+    "tfx_pipeline.operations.runs",
+    "tfx_pipeline.reporting.run_selection",
+    "tfx_pipeline.reporting.explain",
+    "tfx_pipeline.operations.explain",
+    "tfx_pipeline.explain",
     "local_runner",
     "vertex_runner",
 )

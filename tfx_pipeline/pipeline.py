@@ -329,7 +329,7 @@ def evaluate_and_push(
             )
         ),
         # What each version's model card reports, as inputs so lineage shows them.
-        pipeline_name=config.pipeline_name,
+        card_pipeline_name=config.pipeline_name,
         data_root=config.data_root,
         evaluation=evaluator.outputs["evaluation"],
         hyperparameters=trained.hyperparameters,

@@ -42,3 +42,7 @@ def test_airflow_runs_the_whole_pipeline_on_the_bundled_data(tmp_path):
     # Push history reads the legacy launcher's contexts too.
     (push,) = history.pushes(str(output_dir / "metadata.sqlite"), DAG_ID)
     assert (str(push.version), push.blessed, push.on_disk) == (version.name, True, "SERVED")
+    # The last task wrote the run's report.
+    (report,) = (output_dir / "reports").glob("run-*.html")
+    page = report.read_text()
+    assert found.run_id in page and 'id="lineage"' in page

@@ -7,6 +7,8 @@ cause, and that the serving directory is byte-for-byte unchanged.
 
 import csv
 import io
+import pathlib
+import re
 import shutil
 
 import pytest
@@ -90,7 +92,7 @@ def served(tmp_path_factory):
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_span_stops_at_the_gate_and_leaves_serving_untouched(case, served):
+def test_bad_span_stops_at_the_gate_and_leaves_serving_untouched(case, served, request, tmp_path):
     mutate, feature, kind = CASES[case]
     data = served / case.replace(" ", "_")
     shutil.copytree(DATA_ROOT / "span-1", data / "span-1")
@@ -115,6 +117,32 @@ def test_bad_span_stops_at_the_gate_and_leaves_serving_untouched(case, served):
     report = failure.rsplit("(report: ", 1)[1].split(")")[0]
     assert f"FAIL  [train] {feature}: {kind}" in open(report).read()
     assert snapshot(served / "outputs" / "serving") == before
+    check_failed_run_report(result, case, feature, kind, request, tmp_path)
+
+
+def check_failed_run_report(result, case, feature, kind, request, tmp_path):
+    """A failed run's report: the failure first, what was skipped, the gate's verdict per feature."""
+    from tests.browser import Rendered, render
+
+    path = re.search(r"^Report:\s+(\S+\.html)", result.stdout, re.MULTILINE).group(1)
+    html = open(path).read()
+    if case == "missing column":  # one case in the real browser, offline
+        request.getfixturevalue("chromium")
+        page = render(pathlib.Path(path), tmp_path)
+        assert page.requests == [] and not page.screenshot_is_blank()
+    else:
+        page = Rendered(dom=html, screenshot=None, requests=[], isolation="")
+    assert "DataGate failed: DataGateError" in page.text("pipeline")
+    (components,) = page.tables("components")
+    states = {row[0]: row[1] for row in components[1:]}
+    assert states["DataGate"] == "failed" and states["Transform"] == "skipped", states
+    assert states["Pusher"] == "skipped" and states["StatisticsGen"] == "ran"
+    if feature != "(dataset)":
+        (features,) = page.tables("features")
+        row = next(row for row in features if row[0] == feature)
+        assert f"fail: {kind}" in row[-1], row
+    else:
+        assert f"[dataset] {kind}" in page.text("data")
 
 
 def test_drift_against_the_previous_span_is_checked_and_follows_the_policy(tmp_path):

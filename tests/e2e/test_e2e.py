@@ -12,6 +12,7 @@
 import csv
 import math
 import os
+import pathlib
 import random
 import re
 import shutil
@@ -321,6 +322,157 @@ def test_history_and_rollback_after_two_pushes(new_span_run, workspace, capsys):
     assert "rolled back" in table and "SERVED" in table
 
 
+def report_of(result):
+    """The run report the console's last lines point to."""
+    match = re.search(r"^Report:\s+(\S+\.html) \(", result.stdout, re.MULTILINE)
+    assert match, result.stdout[-2000:]
+    return pathlib.Path(match.group(1))
+
+
+def row_of(table, first_cell):
+    return next(row for row in table if row and row[0] == first_cell)
+
+
+def test_the_cold_runs_report_shows_every_section_offline_in_a_browser(
+    cold_run, workspace, chromium, tmp_path
+):
+    from tests.browser import render
+    from tfx_pipeline import metadata
+    from tfx_pipeline.reporting import run_summary
+
+    # The cold run is the first: later runs of the module have happened by now.
+    store = metadata.open_store(str(workspace / "outputs" / "metadata.sqlite"))
+    first = metadata.run_contexts(store, "taxi")[0]
+    summary = run_summary.summarize(first.name, metadata.run_executions(store, "taxi", first))
+    report = report_of(cold_run)
+    assert report.parent == workspace / "outputs" / "reports" and report.name.startswith("run-")
+    page = render(report, tmp_path)
+    assert page.requests == [], page.requests
+    assert not page.screenshot_is_blank()
+    assert {"pipeline", "data", "training", "evaluation", "serving", "lineage"} <= (
+        page.element_ids()
+    )
+    # 1. Every component drawn and listed with its state.
+    assert page.count("g", "class", "node", within="pipeline") == len(COMPONENT_IDS)
+    (components,) = page.tables("components")
+    assert {row[0]: row[1] for row in components[1:]} == dict.fromkeys(COMPONENT_IDS, "ran")
+    # 2. Rows per split, as StatisticsGen counted them (the summary reads the same files).
+    (splits,) = page.tables("split-rows")
+    rows = {row[0]: int(row[1].replace(",", "")) for row in splits[1:]}
+    assert sum(rows.values()) == 2400 and set(rows) == {"train", "eval"}
+    (features,) = page.tables("features")
+    assert {"fare", "payment_type", "trip_start_timestamp"} <= {row[0] for row in features[1:]}
+    assert page.count("svg", within="data") >= len(features) - 1
+    # 3. Both trials, and the hyperparameters the Trainer used.
+    (trials,) = page.tables("trials")
+    assert len(trials) == 1 + 2
+    (hyperparameters,) = page.tables("hyperparameters")
+    assert {row[0] for row in hyperparameters[1:]} == set(summary.hyperparameters)
+    # 4. The Evaluator's numbers, candidate only (no baseline yet), and its two plots.
+    (overall,) = page.tables("overall")
+    auc = next(row for row in summary.evaluation.metrics if row.name == "AUC").candidate
+    assert row_of(overall, "AUC")[1].startswith(f"{auc.value:.4f}")
+    assert page.count("svg", "role", "img", within="plots") == 2
+    # 5. and 6. The pushed version, and its lineage back to the span.
+    version = pathlib.Path(summary.pushed_path).name
+    assert summary.pushed_path in page.text("serving")
+    (lineage,) = page.tables("lineage-table")
+    assert f"pushed_version={version}" in row_of(lineage, "pushed version")[2]
+    assert "span=2" in row_of(lineage, "span")[2]
+
+
+def test_a_cached_runs_report_says_so_and_can_be_written_again(
+    cached_run, workspace, chromium, tmp_path
+):
+    from tests.browser import render
+
+    result, _ = cached_run
+    report = report_of(result)
+    page = render(report, tmp_path)
+    (components,) = page.tables("components")
+    states = {row[0]: row[1] for row in components[1:]}
+    assert states["Trainer"] == states["Evaluator"] == "cached", states
+    assert "unchanged model" in page.text("serving")
+    first = report.read_text()
+    report.unlink()
+    output_dir = str(workspace / "outputs")
+    run_id = re.search(r"<h1>Run report: (\S+)</h1>", first).group(1)
+    rebuilt = subprocess.run(
+        [sys.executable, "-m", "tfx_pipeline.report", "--output-dir", output_dir, "--run", run_id],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert str(report) in rebuilt.stdout
+    # Written again from MLMD (and the runner's facts kept beside it): the same numbers.
+    again = report.read_text()
+    for table_id in ("components", "split-rows", "features", "overall", "lineage-table"):
+        assert sorted(render_table(first, table_id)) == sorted(render_table(again, table_id))
+    unknown = subprocess.run(
+        [sys.executable, "-m", "tfx_pipeline.report", "--output-dir", output_dir, "--run", "x"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert unknown.returncode == 2 and "error: no run 'x' of pipeline 'taxi'" in unknown.stderr
+
+
+def test_runs_lists_every_run_and_compares_two_side_by_side(new_span_run, workspace):
+    from tfx_pipeline import metadata
+
+    output_dir = workspace / "outputs"
+    store = metadata.open_store(str(output_dir / "metadata.sqlite"))
+    run_ids = [run.name for run in metadata.run_contexts(store, "taxi")]
+    listed = subprocess.run(
+        [sys.executable, "-m", "tfx_pipeline.runs", "--output-dir", str(output_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert listed.returncode == 0, listed.stderr
+    lines = {line.split()[0]: line for line in listed.stdout.splitlines()[1:] if line.strip()}
+    # Every run, the unblessed and the cached ones too, not only those that pushed.
+    assert list(lines) == run_ids and len(run_ids) >= 4
+    cold, cached, new_span = run_ids[0], run_ids[1], run_ids[-1]
+    # Version numbers, the rolled-back one (by the history test) included.
+    names = [name.rsplit("-", 1)[-1] for name in versions(workspace)]
+    served = sorted(name for name in names if name.isdigit())
+    assert re.search(rf"\s{served[0]}\s", lines[cold]) and " unchanged " in lines[cached]
+    assert re.search(rf"\s{served[-1]}\s", lines[new_span])
+    assert " 13/0/0 " in lines[cold] and "/0 " in lines[cached]
+    compared = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tfx_pipeline.runs",
+            "--output-dir",
+            str(output_dir),
+            "--compare",
+            cold,
+            new_span,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert compared.returncode == 0, compared.stderr
+    text = compared.stdout
+    for heading in ("Overview:", "Components:", "Hyperparameters:", "Metrics by slice:", "Data"):
+        assert heading in text
+    spans = next(line for line in text.splitlines() if line.strip().startswith("spans"))
+    assert spans.split()[1:4] == ["2", "3", "changed"]
+    page = re.search(r"Side by side in a browser: (\S+)", text).group(1)
+    assert cold in pathlib.Path(page).read_text()
+
+
+def render_table(page_html, table_id):
+    """A table's cell texts, parsed as the browser tests parse the rendered DOM."""
+    from tests.browser import Rendered
+
+    return Rendered(dom=page_html, screenshot=None, requests=[], isolation="").tables(table_id)
+
+
 @pytest.fixture(scope="module")
 def broken_signature_run(new_span_run, workspace):
     """Span 3 again, trained by a test-only copy of models/ whose serving_raw answers NaN.
@@ -408,3 +560,162 @@ def test_a_slice_made_worse_fails_its_gate_and_is_named(scrambled_slice_run, wor
     assert "Infra validated: yes" in result.stdout
     assert "Pushed:          nothing (not pushed: the model was not blessed)" in result.stdout
     assert snapshot(workspace / "outputs" / "serving") == before
+
+
+def test_an_unblessed_runs_report_names_the_failing_slice(scrambled_slice_run, chromium, tmp_path):
+    from tests.browser import render
+
+    result, _ = scrambled_slice_run
+    page = render(report_of(result), tmp_path)
+    assert page.requests == [] and not page.screenshot_is_blank()
+    assert "NOT BLESSED" in page.text("evaluation")
+    reasons = page.text("reasons")
+    assert "payment_type=Credit Card" in reasons and "fails >= 0.6" in reasons
+    (slices,) = page.tables("slices")
+    card = row_of(slices, "payment_type=Credit Card")
+    assert card[5] == "FAIL", card
+    assert "nothing" in page.text("serving") and "not blessed" in page.text("serving")
+
+
+def test_the_cold_runs_version_carries_a_model_card_of_its_real_run(cold_run, workspace, capsys):
+    import datetime
+    import json
+
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    from tfx_pipeline import metadata
+    from tfx_pipeline.components.atomic_pusher.model_card import CARD_HTML, CARD_JSON
+    from tfx_pipeline.operations import history
+    from tfx_pipeline.reporting.evaluation import overall_auc
+
+    assert cold_run.returncode == 0, cold_run.stdout + cold_run.stderr
+    metadata_path = str(workspace / "outputs" / "metadata.sqlite")
+    first = history.pushes(metadata_path, "taxi")[0]  # the cold run's push
+    version_dir = pathlib.Path(first.destination)
+    card = json.loads((version_dir / CARD_JSON).read_text())
+    assert card["not_recorded"] == [], card["not_recorded"]
+    details = card["model_details"]
+    assert details["version"] == int(version_dir.name) == first.version
+    assert (details["pipeline_name"], details["model_name"]) == ("taxi", "taxi")
+    assert details["pipeline_run_id"] == first.run
+    pushed_at = datetime.datetime.fromtimestamp(first.version, datetime.UTC)
+    assert details["pushed_at"] == pushed_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    store = metadata.open_store(metadata_path)
+    lineage = card["lineage"]
+    assert lineage["model"] == first.model_id
+
+    def artifact_of(artifact_id, node):
+        (found,) = store.get_artifacts_by_id([artifact_id])
+        execution, _ = metadata.producer(store, artifact_id)
+        assert metadata.node_id(store, execution.id, "taxi") == node
+        return found
+
+    # Rows per split: what StatisticsGen counted, and what the run summary printed.
+    statistics = artifact_of(lineage["statistics"], "StatisticsGen")
+    counted = {}
+    for split in ("train", "eval"):
+        path = pathlib.Path(statistics.uri) / f"Split-{split}" / "FeatureStats.pb"
+        stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(path.read_bytes())
+        counted[split] = sum(d.num_examples for d in stats.datasets)
+    data = card["training_data"]
+    assert data["statistics"]["rows"] == counted
+    printed = re.search(r"span 2: (\d+) rows \(train (\d+), eval (\d+)\)", cold_run.stdout)
+    assert (data["statistics"]["total_rows"], counted["train"], counted["eval"]) == tuple(
+        map(int, printed.groups())
+    )
+    assert data["spans"] == [2] and data["data_root"] == str(workspace / "data")
+    assert data["statistics"]["date_range"]["min"] < data["statistics"]["date_range"]["max"]
+
+    # The overall AUC: the Evaluator's own value, read back from its artifact.
+    evaluation = artifact_of(lineage["evaluation"], "Evaluator")
+    overall = card["evaluation"]["slices"][0]
+    assert overall["slice"] == "overall"
+    assert overall["metrics"]["auc"]["candidate"]["value"] == overall_auc(evaluation.uri)
+    low, high = (overall["metrics"]["auc"]["candidate"][k] for k in ("low", "high"))
+    assert low <= overall_auc(evaluation.uri) <= high
+    assert card["evaluation"]["blessed"] is True and overall["verdict"] == "pass"
+    # Every slice the judge could not judge is a known limit, with the judge's reason.
+    limits = {(x["slice"], x["limit"]) for x in card["known_limits"]}
+    for row in card["evaluation"]["slices"]:
+        for check in row["checks"]:
+            if check["verdict"] == "not judged":
+                assert (row["slice"], check["note"]) in limits
+    assert (
+        None,
+        "no earlier blessed model: the no-regression checks start with the next model",
+    ) in limits
+
+    # The hyperparameters: the Tuner's best, as the Trainer received them.
+    tuned = artifact_of(lineage["hyperparameters"], "Tuner")
+    best = json.loads((pathlib.Path(tuned.uri) / "best_hyperparameters.txt").read_text())
+    assert card["hyperparameters"]["values"] == best["values"]
+    assert card["infra_validation"]["blessed"] is True
+    assert card["infra_validation"]["requests_checked"] == 100
+
+    page = (version_dir / CARD_HTML).read_text()
+    assert "Content-Security-Policy" in page and "<script" not in page
+    assert f"Model card: taxi version {first.version}" in page
+    assert history.main(["--output-dir", str(workspace / "outputs")]) == 0
+    assert f"card: {version_dir / CARD_HTML}" in capsys.readouterr().out
+
+
+def test_explain_names_the_reused_execution_and_the_changed_input(
+    cached_run, new_span_run, workspace
+):
+    from tfx_pipeline import metadata
+
+    assert cached_run[0].returncode == 0 and new_span_run[0].returncode == 0
+    output_dir = workspace / "outputs"
+    store = metadata.open_store(str(output_dir / "metadata.sqlite"))
+    runs = metadata.run_contexts(store, "taxi")
+    cold, cached = runs[0], runs[1]
+    by_run = {run.name: metadata.run_executions(store, "taxi", run) for run in runs}
+    cold_trainer = next(e for e in by_run[cold.name] if e.node_id == "Trainer")
+    new_span = next(
+        run
+        for run in runs
+        for e in by_run[run.name]
+        if e.node_id == "CsvExampleGen"
+        and e.state == "COMPLETE"
+        and metadata.custom_property(e.outputs["examples"][0], "span") == 3
+    )
+
+    def explain(run, component):
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tfx_pipeline.explain",
+                "--output-dir",
+                str(output_dir),
+                "--run",
+                run.name,
+                component,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    trainer = explain(cached, "Trainer")
+    assert trainer.returncode == 0, trainer.stderr
+    assert trainer.stdout.startswith(f"Trainer came from cache in run {cached.name} (execution ")
+    assert (
+        f"same inputs and parameters as execution {cold_trainer.execution.id} (run {cold.name}, "
+        in trainer.stdout
+    )
+    model = cold_trainer.outputs["model"][0]
+    assert f"model: artifact {model.id}: Model  {model.uri}" in trainer.stdout
+
+    transform = explain(new_span, "Transform")
+    assert transform.returncode == 0, transform.stderr
+    assert transform.stdout.startswith(f"Transform ran in run {new_span.name} (execution ")
+    assert re.search(r"input examples: artifact \d+ -> artifact \d+", transform.stdout)
+    assert "Examples, span 3, from CsvExampleGen (this run)" in transform.stdout
+    example_gen = explain(new_span, "CsvExampleGen")
+    assert "exec property span: 2 -> 3" in example_gen.stdout, example_gen.stdout
+
+    unknown = explain(new_span, "NoSuchComponent")
+    assert unknown.returncode == 2
+    assert "its components are: CsvExampleGen, " in unknown.stderr

@@ -225,7 +225,7 @@ def test_the_pusher_gets_what_the_model_card_reports(config):
     trainer = input_producers(pipeline, "Trainer")
     assert input_producers(pipeline, "Pusher")["examples"] == trainer["examples"]
     pusher = next(c for c in pipeline.components if c.id == "Pusher")
-    assert pusher.exec_properties["pipeline_name"] == "taxi-test"
+    assert pusher.exec_properties["card_pipeline_name"] == "taxi-test"
     assert pusher.exec_properties["data_root"] == config.data_root
 
 
@@ -255,7 +255,7 @@ def test_the_vertex_pipeline_passes_the_model_card_inputs_to_the_pusher(config, 
         "schema": ("ImportSchemaGen", "schema"),
         "examples": ("CsvExampleGen", "examples"),
     }
-    pipeline_name = pusher["parameters"]["pipeline_name"]["runtimeValue"]["constantValue"]
+    pipeline_name = pusher["parameters"]["card_pipeline_name"]["runtimeValue"]["constantValue"]
     assert pipeline_name == {"stringValue": "taxi-test"}
 
 

@@ -1,21 +1,20 @@
 """Every pushed version with its run, data span, AUC and blessing (`python -m tfx_pipeline.history`).
 
 Read from MLMD lineage (Pusher <- Trainer <- Transform <- ExampleGen, and Pusher <- Evaluator),
-plus what the serving directory holds now: served, present, rolled back or gone.
+plus what the serving directory holds now: served, present, rolled back or gone, and the
+version's model card (docs/model_card.md) where it has one.
 """
 
 import argparse
 import dataclasses
 import datetime
-import logging
 import os
-import pathlib
 import sys
-import warnings
 
-from tfx_pipeline import config as config_lib
 from tfx_pipeline import layout, metadata
+from tfx_pipeline.operations.arguments import add_output_arguments
 from tfx_pipeline.problems import print_problems
+from tfx_pipeline.reporting import console
 
 EXIT_OK = 0
 
@@ -31,6 +30,7 @@ class Push:
     destination: str
     on_disk: str
     model_id: int | None = None  # the Trainer's Model artifact in MLMD
+    model_card: str | None = None  # the version's model_card.html, wherever the version is now
 
 
 def _on_disk(destination: str, version: int, served: int | None) -> str:
@@ -43,6 +43,18 @@ def _on_disk(destination: str, version: int, served: int | None) -> str:
     if os.path.isdir(os.path.join(base, f"{ROLLED_BACK_PREFIX}{version}")):
         return "rolled back"
     return "gone"
+
+
+def _model_card(destination: str, version: int) -> str | None:
+    """The version's HTML model card, in its folder or its rolled-back folder; None without."""
+    from tfx_pipeline.components.atomic_pusher.model_card import CARD_HTML
+    from tfx_pipeline.components.atomic_pusher.push import ROLLED_BACK_PREFIX
+
+    rolled_back = os.path.join(os.path.dirname(destination), f"{ROLLED_BACK_PREFIX}{version}")
+    for folder in (destination, rolled_back):
+        if os.path.isfile(os.path.join(folder, CARD_HTML)):
+            return os.path.join(folder, CARD_HTML)
+    return None
 
 
 def pushes(metadata_path: str, pipeline_name: str) -> list[Push]:
@@ -79,7 +91,12 @@ def pushes(metadata_path: str, pipeline_name: str) -> list[Push]:
     present = [p.version for p in found if os.path.isdir(p.destination)]
     served = max(present) if present else None
     return [
-        dataclasses.replace(p, on_disk=_on_disk(p.destination, p.version, served)) for p in found
+        dataclasses.replace(
+            p,
+            on_disk=_on_disk(p.destination, p.version, served),
+            model_card=_model_card(p.destination, p.version),
+        )
+        for p in found
     ]
 
 
@@ -89,24 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--output-dir",
-        type=pathlib.Path,
-        default=layout.DEFAULT_OUTPUT_DIR,
-        help="the runner's --output-dir (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--pipeline-name", default=config_lib.LOCAL_PIPELINE_NAME, help="default: %(default)s"
-    )
+    add_output_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # TensorFlow only reads files here; its import-time CUDA messages are noise.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    console.quiet_libraries()
     metadata_path = layout.OutputLayout(args.output_dir).metadata_path
     if not metadata_path.exists():
         return print_problems([f"no pipeline metadata at {metadata_path}; run the pipeline first"])
@@ -121,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{push.version:<12}{push.pushed_at:<21}{push.span!s:>5}{auc:>8}  "
             f"{'yes' if push.blessed else 'no':<8}{push.on_disk:<12}{push.run}"
         )
+        if push.model_card:
+            print(f"{'':<12}card: {push.model_card}")
     return EXIT_OK
 
 

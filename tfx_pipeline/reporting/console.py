@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from types import TracebackType
 from typing import TextIO
@@ -19,6 +20,13 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # The messages TFX's LocalDagRunner logs around every component (tfx 1.16).
 _RUNNING_MESSAGE = "Component %s is running."
 _FINISHED_MESSAGE = "Component %s is finished."
+
+
+def quiet_libraries() -> None:
+    """For the read-only commands: TensorFlow only reads files there; its notices are noise."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 class RedirectedOutput:

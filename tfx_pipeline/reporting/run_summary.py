@@ -53,7 +53,11 @@ def summarize_run(metadata_path: str, pipeline_name: str) -> RunSummary | None:
     found = metadata.latest_run_executions(metadata_path, pipeline_name)
     if found is None:
         return None
-    run_id, executions = found
+    return summarize(*found)
+
+
+def summarize(run_id: str, executions: list[metadata.NodeExecution]) -> RunSummary:
+    """The summary of one run from its executions (`metadata.run_executions`)."""
     summary = RunSummary(run_id=run_id)
     outputs_by_node = {}
     inputs_by_node = {}

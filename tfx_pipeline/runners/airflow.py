@@ -7,6 +7,7 @@ naming every variable at fault, which Airflow shows as the DAG file's import err
 import datetime
 import pathlib
 from collections.abc import Mapping
+from typing import Any
 
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import inputs, layout
@@ -95,3 +96,65 @@ def dag_config(environ: Mapping[str, str]) -> dict[str, object]:
         "default_args": DEFAULT_ARGS,
         "tags": ["tfx", "taxi"],
     }
+
+
+# The task that writes the run report: after every component, whether they succeeded or not.
+REPORT_TASK_ID = "run_report"
+
+
+def add_report_task(dag: Any, pipeline: Any, config: config_lib.PipelineConfig) -> None:
+    """Adds the run-report task downstream of every component task, as a teardown task.
+
+    A teardown runs once every upstream task is done, failed ones included, and Airflow leaves
+    it out of the DAG run's state: a failed component still fails the run.
+    """
+    from airflow.operators.python import PythonOperator
+
+    graph = {
+        "nodes": [component.id for component in pipeline.components],
+        "edges": [
+            [upstream.id, component.id]
+            for component in pipeline.components
+            for upstream in component.upstream_nodes
+        ],
+    }
+    component_tasks = list(dag.tasks)
+    report = PythonOperator(
+        task_id=REPORT_TASK_ID,
+        python_callable=write_airflow_report,
+        op_kwargs={
+            "metadata_path": config.metadata_path,
+            "pipeline_name": config.pipeline_name,
+            "graph": graph,
+        },
+        retries=0,
+        dag=dag,
+    )
+    report.as_teardown()
+    report.set_upstream(component_tasks)
+
+
+def write_airflow_report(
+    metadata_path: str, pipeline_name: str, graph: dict, **context: Any
+) -> str:
+    """The report of this DAG run, from MLMD."""
+    from tfx_pipeline import metadata
+    from tfx_pipeline.reporting.run_report.build import write_report
+    from tfx_pipeline.reporting.run_report.facts import PipelineGraph
+
+    run_id = context["dag_run"].run_id
+    store = metadata.open_store(metadata_path)
+    # TFX's Airflow launcher names the run context <pipeline name>.<Airflow run id>.
+    run = metadata.find_run(store, pipeline_name, f"{pipeline_name}.{run_id}")
+    if run is None:
+        print(f"No component of run {run_id} recorded anything in MLMD: no report.")
+        return ""
+    path = write_report(
+        store,
+        pathlib.Path(metadata_path).parent,
+        pipeline_name,
+        run,
+        graph=PipelineGraph(tuple(graph["nodes"]), tuple(tuple(e) for e in graph["edges"])),
+    )
+    print(f"Report: {path}")
+    return str(path)

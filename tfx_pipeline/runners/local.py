@@ -13,7 +13,7 @@ import pathlib
 import sys
 import time
 import traceback
-from typing import TextIO
+from typing import Any, TextIO
 
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import inputs, layout
@@ -26,7 +26,7 @@ BEAM_MODES = ("in_memory", "multi_threading", "multi_processing")
 
 OUTPUTS_EPILOG = """
 outputs (under --output-dir): pipeline_root/ (artifacts), metadata.sqlite (MLMD),
-logs/run-*.log (full TFX/TF/Beam logs), reports/ (evaluation reports),
+logs/run-*.log (full TFX/TF/Beam logs), reports/ (run-*.html run reports, evaluation reports),
 serving/<model-name>/<version>/ (unless --serving-dir).
 """
 
@@ -339,6 +339,10 @@ def _run_and_report(
             console.write(
                 f"Evaluation:      {display(report_path)} (every metric on every slice)\n"
             )
+    began = time.time() - (time.monotonic() - started)
+    writing = time.monotonic()
+    report = write_run_report(output, args.pipeline_name, pipeline, log_path, failure, began)
+    console.write(f"Report:          {report} ({time.monotonic() - writing:.1f} s)\n")
     console.write(f"Full log:        {display(log_path)}\n")
     if failure:
         console.write(f"\nFAILED: {failure}\n")
@@ -346,6 +350,43 @@ def _run_and_report(
     if summary is not None and False in (summary.blessed, summary.infra_blessed):
         return EXIT_NOT_BLESSED
     return EXIT_OK
+
+
+def write_run_report(
+    output: layout.OutputLayout,
+    pipeline_name: str,
+    pipeline: Any,
+    log_path: pathlib.Path,
+    failure: str | None,
+    began: float,
+) -> str:
+    """Writes the run's HTML report; its path for the console, or why it could not be written.
+
+    A report that cannot be written never changes the run's outcome: the reason goes to the
+    console and the traceback to the log.
+    """
+    from tfx_pipeline import metadata
+    from tfx_pipeline.reporting.run_report.build import write_report
+    from tfx_pipeline.reporting.run_report.facts import PipelineGraph
+
+    graph = PipelineGraph(
+        nodes=tuple(component.id for component in pipeline.components),
+        edges=tuple(
+            (upstream.id, component.id)
+            for component in pipeline.components
+            for upstream in component.upstream_nodes
+        ),
+    )
+    try:
+        store = metadata.open_store(str(output.metadata_path))
+        run = metadata.latest_run(store, pipeline_name)
+        if run is None or run.create_time_since_epoch < began * 1000:
+            return "none (this run recorded nothing in MLMD)"
+        path = write_report(store, output.root, pipeline_name, run, str(log_path), failure, graph)
+    except Exception as error:  # noqa: BLE001 - the run's outcome stands; traceback in the log
+        traceback.print_exc()
+        return f"not written: {type(error).__name__}: {first_line(error)}"
+    return display(path)
 
 
 def first_line(error: BaseException) -> str:

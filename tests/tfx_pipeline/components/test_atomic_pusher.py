@@ -267,7 +267,7 @@ def run_pusher(tmp_path, input_dict, run_id="run-1", base=None, name="pushed"):
         {"pushed_model": [pushed]},
         {
             "push_destination": proto_utils.proto_to_json(destination),
-            "pipeline_name": "taxi",
+            "card_pipeline_name": "taxi",
             "data_root": "/data/taxi",
         },
     )

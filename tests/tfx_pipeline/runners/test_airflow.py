@@ -30,7 +30,9 @@ print(json.dumps({
     "dag_ids": sorted(bag.dags),
     "upstream": {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks} if dag else {},
     "operators": sorted({type(t).__name__ for t in dag.tasks}) if dag else [],
-    "retries": sorted({t.retries for t in dag.tasks}) if dag else [],
+    "retries": sorted({t.retries for t in dag.tasks if t.task_id != "run_report"}) if dag else [],
+    "trigger_rules": {t.task_id: str(t.trigger_rule) for t in dag.tasks} if dag else {},
+    "teardowns": sorted(t.task_id for t in dag.tasks if t.is_teardown) if dag else [],
     "schedule": str(dag.schedule_interval) if dag else None,
     "catchup": dag.catchup if dag else None,
     "max_active_runs": dag.max_active_runs if dag else None,
@@ -82,9 +84,18 @@ def test_airflow_loads_the_dag_without_import_errors(dagbag):
 
 
 def test_one_task_per_component_with_the_pipelines_dependencies(dagbag):
-    assert set(dagbag["upstream"]) == set(COMPONENT_IDS)
-    assert dagbag["upstream"] == pipeline_upstream()
-    assert dagbag["operators"] == ["AirflowComponent"]
+    from tfx_pipeline.runners.airflow import REPORT_TASK_ID
+
+    upstream = dict(dagbag["upstream"])
+    report_upstream = upstream.pop(REPORT_TASK_ID)
+    assert set(upstream) == set(COMPONENT_IDS)
+    assert upstream == pipeline_upstream()
+    # The run report comes after every component, failed ones too, as a teardown: Airflow
+    # leaves it out of the DAG run's state, so a failed component still fails the run.
+    assert report_upstream == sorted(COMPONENT_IDS)
+    assert dagbag["operators"] == ["AirflowComponent", "PythonOperator"]
+    assert dagbag["trigger_rules"][REPORT_TASK_ID] == "all_done_setup_success"
+    assert dagbag["teardowns"] == [REPORT_TASK_ID]
 
 
 def test_schedule_and_default_args(dagbag):

@@ -10,7 +10,7 @@ artifact its model card (model_card.py) describes:
   schema           the Schema the model was trained with
   examples         the Examples the Trainer read (one artifact per span)
 
-and two settings the card records: pipeline_name and data_root.
+and two settings the card records: card_pipeline_name and data_root.
 """
 
 from tfx import types
@@ -64,7 +64,7 @@ class Pusher(base_component.BaseComponent):
         model_blessing: types.BaseChannel,
         infra_blessing: types.BaseChannel,
         push_destination: pusher_pb2.PushDestination,
-        pipeline_name: str | None = None,
+        card_pipeline_name: str | None = None,
         data_root: str | None = None,
         evaluation: types.BaseChannel | None = None,
         hyperparameters: types.BaseChannel | None = None,
@@ -82,7 +82,7 @@ class Pusher(base_component.BaseComponent):
             schema=schema,
             examples=examples,
             push_destination=push_destination,
-            pipeline_name=pipeline_name,
+            card_pipeline_name=card_pipeline_name,
             data_root=data_root,
             pushed_model=types.Channel(type=standard_artifacts.PushedModel),
         )

@@ -30,7 +30,8 @@ HYPERPARAMETERS_KEY = "hyperparameters"
 STATISTICS_KEY = "statistics"
 SCHEMA_KEY = "schema"
 EXAMPLES_KEY = "examples"
-PIPELINE_NAME_KEY = "pipeline_name"
+# Not "pipeline_name": TFX's Airflow launcher reserves that execution property.
+PIPELINE_NAME_KEY = "card_pipeline_name"
 DATA_ROOT_KEY = "data_root"
 SPAN_PROPERTY = "span"  # ExampleGen records the span as a custom property of its Examples
 

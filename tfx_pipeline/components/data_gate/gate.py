@@ -7,12 +7,24 @@ the TFX component (`component.py`) only hands it the artifacts' URIs.
 import os
 
 import tensorflow as tf
+from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from tfx_pipeline.components.data_gate.policy import findings, render_report, validate_policy
 
 SPLITS = ("train", "eval")
 DRIFT_LABEL = "train vs previous span"
+# Beside report.json: TFDV's drift result (text Anomalies proto), every measurement and threshold.
+DRIFT_FILE = "drift.pbtxt"
+
+
+def read_drift(report_uri: str) -> anomalies_pb2.Anomalies | None:
+    """The drift result the gate wrote into its report folder; None when it compared nothing."""
+    path = os.path.join(report_uri, DRIFT_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as handle:
+        return text_format.Parse(handle.read(), anomalies_pb2.Anomalies())
 
 
 class DataGateError(RuntimeError):
@@ -70,6 +82,7 @@ def check(
     """
     rules = validate_policy(policy)
     found = findings(read_anomalies(anomalies_uri), rules)
+    drift = None
     if previous_statistics_uri is not None:
         drift = drift_anomalies(statistics_uri, previous_statistics_uri, schema_uri)
         found += [
@@ -77,6 +90,10 @@ def check(
         ]
     directories = report_dirs(report_uri)
     files = render_report(found)
+    if drift is not None:
+        # Every drift measurement with its threshold, under the threshold too: the run report
+        # shows them all, not only the findings.
+        files[DRIFT_FILE] = text_format.MessageToString(drift)
     for directory in directories:
         tf.io.gfile.makedirs(directory)
         for name, text in files.items():

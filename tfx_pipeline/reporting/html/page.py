@@ -27,6 +27,7 @@ th, td { border: 1px solid var(--line); padding: 3px 8px; text-align: left; vert
 th { background: var(--bg-alt); font-weight: 600; }
 td.num, th.num { text-align: right; }
 tr.fail td { background: #fdecea; }
+tr.changed td { background: #fff8c5; }
 code, .path { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px;
   word-break: break-all; }
 .badge { display: inline-block; padding: 0 7px; border-radius: 9px; font-size: 12px; font-weight: 600;
