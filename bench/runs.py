@@ -97,7 +97,7 @@ def eval_auc(output_dir: pathlib.Path, pipeline_name: str = "taxi") -> float | N
     if run is None or run.evaluation is None:
         return None
     auc = next((row.candidate for row in run.evaluation.metrics if row.name == "AUC"), None)
-    return round(auc, 4) if auc is not None else None
+    return round(auc.value, 4) if auc is not None else None
 
 
 def component_peaks(
