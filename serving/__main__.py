@@ -176,6 +176,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="permissions of the log files, which hold raw features: octal, e.g. 0640 lets the "
         "group read them; set exactly, whatever the umask (default: %(default)s)",
     )
+    schema = parser.add_argument_group(
+        "request schema check (rows outside a version's assets.extra/schema.pbtxt, which the "
+        "pipeline's Pusher writes, are counted per feature and reason in "
+        ":tensorflow:serving:rest:request_schema_violation_count; answers are unchanged)"
+    )
+    schema.add_argument(
+        "--request_schema_file",
+        metavar="SCHEMA_PBTXT",
+        help="text tensorflow_metadata Schema to check the requests of versions that carry "
+        "no schema of their own against (default: those versions are not checked)",
+    )
+    schema.add_argument(
+        "--strict_request_schema",
+        action="store_true",
+        help="refuse a request with a row outside the schema: HTTP 400 (gRPC INVALID_ARGUMENT) "
+        "naming the row, the feature, the reason and the value",
+    )
     return parser
 
 
@@ -216,6 +233,20 @@ def request_log_settings(args: argparse.Namespace):
     if problems:
         raise ValueError("; ".join(problems))
     return settings
+
+
+def request_schema_settings(args: argparse.Namespace):
+    """The schema check flags as RequestSchemaSettings; raises ValueError (SchemaFileError) when
+    --request_schema_file cannot be read or parsed."""
+    from serving.request_schema import RequestSchema, RequestSchemaSettings, SchemaFileError
+
+    fallback = None
+    if args.request_schema_file:
+        try:
+            fallback = RequestSchema.read(os.path.abspath(args.request_schema_file))
+        except SchemaFileError as error:
+            raise ValueError(f"--request_schema_file: {error}") from None
+    return RequestSchemaSettings(fallback=fallback, strict=args.strict_request_schema)
 
 
 def read_batching_parameters(path: str):
@@ -315,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.batching_parameters_file
                 else BatchingParameters()
             )
+        request_schema = request_schema_settings(args)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -353,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
                 enabled=args.enable_model_warmup,
                 request_iterations=args.num_request_iterations_for_warmup,
             ),
+            request_schema=request_schema,
         )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -332,14 +332,15 @@ def run_multi_inference(
     examples = serialized_examples(request.input)
     if len(examples) == 0:
         raise ServingError.invalid_argument("Input is empty.")
+    inference.check_examples(loaded, examples)  # once, not once per task
     response = inference_pb2.MultiInferenceResponse()
     for task, name in zip(request.tasks, names, strict=True):
         result = response.results.add()
         if task.method_name == CLASSIFY_METHOD:
-            classes = inference.classify(loaded, name, examples)
+            classes = inference.classify(loaded, name, examples, check_schema=False)
             _fill_classifications(result.classification_result, classes, len(examples))
         else:
-            values = inference.regress(loaded, name, examples)
+            values = inference.regress(loaded, name, examples, check_schema=False)
             _fill_regressions(result.regression_result, values)
         _response_spec(
             result.model_spec,

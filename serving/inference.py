@@ -19,6 +19,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from serving.batching import Batcher, BatchingParameters
 from serving.errors import ServingError
 from serving.request_log import RequestLogger
+from serving.request_schema import RequestSchemaCheck
 from serving.servable import DEFAULT_SIGNATURE
 from serving.versions import LoadedVersion, ModelManager
 
@@ -171,6 +172,8 @@ class Inference:
       batching: batch concurrent predict calls with these parameters; None calls at once.
       request_log: where answered predict calls are sampled for monitoring, or None.
       on_batch: told the rows and calls of every model call a batcher makes (for metrics).
+      schema_check: checks each request's rows against its version's schema before the model
+        runs (counted; refused in strict mode); None checks nothing.
     """
 
     def __init__(
@@ -179,10 +182,12 @@ class Inference:
         batching: BatchingParameters | None = None,
         request_log: RequestLogger | None = None,
         on_batch: Callable[[int, int], None] | None = None,
+        schema_check: RequestSchemaCheck | None = None,
     ) -> None:
         self.manager = manager
         self.batching = batching
         self.request_log = request_log
+        self.schema_check = schema_check
         self._on_batch = on_batch
         self._lock = threading.Lock()
         self._batchers: dict[tuple[str, int, str], tuple[LoadedVersion, Batcher]] = {}
@@ -202,6 +207,8 @@ class Inference:
         the inputs join the version's queue; a version retired between lookup and submit, or
         one still loading (warmup), answers with a direct call on the servable.
         """
+        if self.schema_check is not None:
+            self.schema_check.check_inputs(loaded, inputs)
         future = None
         if self.batching is not None:
             future = self._submit_batched(loaded, signature, inputs)
@@ -273,22 +280,38 @@ class Inference:
     # --- classify and regress ----------------------------------------------------------------
 
     def classify(
-        self, loaded: LoadedVersion, signature: str, examples: np.ndarray
+        self,
+        loaded: LoadedVersion,
+        signature: str,
+        examples: np.ndarray,
+        check_schema: bool = True,
     ) -> Classifications:
-        """Runs a classification signature on serialized tf.Examples."""
+        """Runs a classification signature on serialized tf.Examples (`check_schema` False: the
+        caller checked them already, as a multi-inference call does once for all its tasks)."""
         name = signature or DEFAULT_SIGNATURE
         signature_def = _named_signature(loaded, name)
         check_classification_signature(signature_def)
-        return classifications(
-            self._run_examples(loaded, name, signature_def, examples), len(examples)
-        )
+        outputs = self._run_examples(loaded, name, signature_def, examples, check_schema)
+        return classifications(outputs, len(examples))
 
-    def regress(self, loaded: LoadedVersion, signature: str, examples: np.ndarray) -> np.ndarray:
+    def regress(
+        self,
+        loaded: LoadedVersion,
+        signature: str,
+        examples: np.ndarray,
+        check_schema: bool = True,
+    ) -> np.ndarray:
         """Runs a regression signature on serialized tf.Examples: one float per example."""
         name = signature or DEFAULT_SIGNATURE
         signature_def = _named_signature(loaded, name)
         check_regression_signature(signature_def)
-        return regressions(self._run_examples(loaded, name, signature_def, examples), len(examples))
+        outputs = self._run_examples(loaded, name, signature_def, examples, check_schema)
+        return regressions(outputs, len(examples))
+
+    def check_examples(self, loaded: LoadedVersion, examples: np.ndarray) -> None:
+        """Checks tf.Examples against the version's schema (raises only in strict mode)."""
+        if self.schema_check is not None:
+            self.schema_check.check_examples(loaded, examples)
 
     def _run_examples(
         self,
@@ -296,9 +319,12 @@ class Inference:
         name: str,
         signature: meta_graph_pb2.SignatureDef,
         examples: np.ndarray,
+        check_schema: bool,
     ) -> Arrays:
         if len(examples) == 0:
             raise ServingError.invalid_argument("Input is empty.")
+        if check_schema:
+            self.check_examples(loaded, examples)
         (input_name,) = signature.inputs
         return loaded.servable.run(name, {input_name: examples})
 

@@ -4,7 +4,8 @@ TF Serving exports `:tensorflow:serving:request_count{model_name,status}`, the
 `:tensorflow:serving:request_latency{model_name,API,entrypoint}` histogram (microseconds,
 exponential buckets 10 * 1.8^i) and, per loaded version with a warmup file,
 `:tensorflow:serving:model_warmup_latency{model_path,status}` (the same buckets). Dashboards built on those work unchanged. This server also
-exports the same counts and latencies per model version, which TF Serving does not break down.
+exports the same counts and latencies per model version, which TF Serving does not break down,
+and the rows of requests checked against their version's schema, and those outside it.
 
 Only configured model names become label values: a request for any other name is counted under
 UNKNOWN_MODEL, so clients cannot grow the metrics page (and every scrape) without bound.
@@ -12,7 +13,7 @@ UNKNOWN_MODEL, so clients cannot grow the metrics page (and every scrape) withou
 
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 # TF Serving's request_latency buckets: Exponential(10, 1.8, 33).
 LATENCY_BUCKETS_US = tuple(10 * 1.8**i for i in range(33))
@@ -29,6 +30,10 @@ VERSION_REQUEST_LATENCY = ":tensorflow:serving:rest:version_request_latency"
 MODEL_WARMUP_LATENCY = ":tensorflow:serving:model_warmup_latency"
 # Sampled predict requests by outcome (logged or why not); exported only when logging is on.
 REQUEST_LOG_COUNT = ":tensorflow:serving:rest:request_log_count"
+# Rows checked against their version's schema, and those outside it by feature and reason
+# (serving/request_schema.py); exported once a version with a schema answers a request.
+SCHEMA_CHECKED_ROWS = ":tensorflow:serving:rest:request_schema_checked_row_count"
+SCHEMA_VIOLATIONS = ":tensorflow:serving:rest:request_schema_violation_count"
 # The model_name label of requests for models that are not configured (":" cannot start a
 # model name in a REST URL, so no served model shares it).
 UNKNOWN_MODEL = ":unknown"
@@ -115,6 +120,19 @@ class Metrics:
         """One sampled request of `model` was logged, or dropped (outcome says why)."""
         with self._lock:
             self._counters[REQUEST_LOG_COUNT][(("model_name", model), ("outcome", outcome))] += 1
+
+    def count_schema_check(
+        self, model: str, version: int, rows: int, violations: Mapping[tuple[str, str], int]
+    ) -> None:
+        """One request's `rows` were checked against the version's schema; `violations` maps
+        (feature, reason) to the rows outside it. Feature names come from the schema and
+        reasons from a fixed set, so clients cannot grow the page."""
+        version_labels = (("model_name", model), ("version", str(version)))
+        with self._lock:
+            self._counters[SCHEMA_CHECKED_ROWS][version_labels] += rows
+            for (feature, reason), count in violations.items():
+                labels = (*version_labels, ("feature", feature), ("reason", reason))
+                self._counters[SCHEMA_VIOLATIONS][labels] += count
 
     def observe_warmup(self, model_path: str, status: str, latency_us: float) -> None:
         """One warmup replay of the version at `model_path` ended with `status` ("OK", or the

@@ -11,8 +11,9 @@ from serving.grpc_api import GrpcServer, GrpcSettings
 from serving.inference import Inference
 from serving.metrics import Metrics
 from serving.request_log import ModelLogging, RequestLogger, RequestLogSettings
+from serving.request_schema import RequestSchemaCheck, RequestSchemaSettings
 from serving.servable import Servable
-from serving.versions import ModelManager, ModelSpec
+from serving.versions import LoadedVersion, ModelManager, ModelSpec
 from serving.warmup import Warmup, WarmupSettings
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ class ModelServer:
     A port of 0 picks a free port (see `.port` and `.grpc_port` once started); `port=None`
     serves no REST. Like tensorflow_model_server, it loads what is on disk before it listens,
     and replays each version's warmup requests before serving it (`warmup`, on by default).
+    Each version's request rows are checked against its schema (`request_schema`).
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class ModelServer:
         grpc_settings: GrpcSettings | None = None,
         grpc_socket_path: str | None = None,
         warmup: WarmupSettings | None = None,
+        request_schema: RequestSchemaSettings | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -49,9 +52,15 @@ class ModelServer:
             loader=Servable,
             poll_seconds=poll_seconds,
             on_change=lambda: self.inference.prune_batchers(),
-            warmup=lambda loaded: self.warmup(loaded),
+            warmup=self._prepare_version,
         )
         self.metrics = Metrics(is_known_model=lambda name: self.manager.spec(name) is not None)
+        self.schema_check = RequestSchemaCheck(
+            request_schema or RequestSchemaSettings(),
+            lambda model, version, result: self.metrics.count_schema_check(
+                model, version, result.rows, result.counts
+            ),
+        )
         model_logging = {
             spec.name: ModelLogging(spec.log_sampling_rate, spec.log_filename_prefix)
             for spec in specs
@@ -67,6 +76,7 @@ class ModelServer:
             self.settings.batching,
             self.request_log,
             on_batch=lambda rows, calls: self.metrics.observe_batch(rows),
+            schema_check=self.schema_check,
         )
         self.warmup = Warmup(
             self.inference,
@@ -90,6 +100,15 @@ class ModelServer:
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None
+
+    def _prepare_version(self, loaded: LoadedVersion) -> None:
+        """Readies a version that is still LOADING: its warmup, then the schema its requests
+        are checked against. Set after warmup, so warmup requests (not clients') are neither
+        counted nor refused, as TF Serving keeps them out of its request log."""
+        self.warmup(loaded)
+        loaded.request_schema = self.schema_check.schema_for(
+            loaded.model_name, loaded.version, loaded.path
+        )
 
     @property
     def grpc_port(self) -> int | None:

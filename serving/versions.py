@@ -93,6 +93,9 @@ class LoadedVersion:
     version: int
     path: str
     servable: Any
+    # What its requests' rows are checked against (serving/request_schema.py), set by the
+    # server once the version is warmed up; None: not checked.
+    request_schema: Any = None
 
 
 # ASCII digits only: str.isdigit() also accepts digits such as "²" that int() refuses.

@@ -168,6 +168,8 @@ def test_cli_help_runs_as_a_module():
         "--max_request_bytes",
         "--enable_model_warmup",
         "--num_request_iterations_for_warmup",
+        "--request_schema_file",
+        "--strict_request_schema",
     ):
         assert flag in result.stdout
 

@@ -107,3 +107,53 @@ def save_classifier(base_path: str, version: int) -> str:
             )
             builder.save()
     return path
+
+
+# The raw features _RawFeatures takes, with the dtype and the missing value of each
+# (models/features.py's convention: NaN, "", -1).
+RAW_FEATURES = {"fare": tf.float32, "payment_type": tf.string, "trip_start_hour": tf.int64}
+RAW_MISSING = {"fare": float("nan"), "payment_type": "", "trip_start_hour": -1}
+
+
+class _RawFeatures(tf.Module):
+    """A few taxi-like raw features, as named inputs (serving_raw) or as tf.Examples
+    (serving_default), with an absent feature read as its missing value."""
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], dtype, name=key) for key, dtype in RAW_FEATURES.items()
+        ]
+    )
+    def raw(self, fare, payment_type, trip_start_hour):
+        return {
+            "score": fare * 2.0
+            + tf.cast(trip_start_hour, tf.float32)
+            + tf.cast(tf.strings.length(payment_type), tf.float32)
+        }
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def examples(self, examples):
+        parsed = tf.io.parse_example(
+            examples,
+            {
+                key: tf.io.FixedLenFeature([], dtype, default_value=RAW_MISSING[key])
+                for key, dtype in RAW_FEATURES.items()
+            },
+        )
+        return self.raw(**parsed)
+
+
+def save_raw_features(base_path: str, version: int) -> str:
+    """Model 'raw': score = 2 * fare + trip_start_hour + len(payment_type), over raw features
+    (`serving_raw`) or serialized tf.Examples (`serving_default`)."""
+    module = _RawFeatures()
+    path = os.path.join(base_path, str(version))
+    tf.saved_model.save(
+        module,
+        path,
+        signatures={
+            "serving_raw": module.raw.get_concrete_function(),
+            "serving_default": module.examples.get_concrete_function(),
+        },
+    )
+    return path

@@ -289,12 +289,36 @@ def test_a_pushed_version_carries_its_model_card_in_assets_extra(tmp_path, pipel
     assert sorted(os.listdir(os.path.join(version_path, "assets.extra"))) == [
         "model_card.html",
         "model_card.json",
+        "schema.pbtxt",
         "tf_serving_warmup_requests",
     ]
     card = read_card(version_path)
     assert card["model_details"]["version"] == int(version)
     # The PushedModel artifact archives the version as served, card included.
     assert read_card(pushed.uri) == card
+
+
+def test_a_pushed_version_carries_the_schema_its_requests_are_checked_against(
+    tmp_path, pipeline_outputs
+):
+    from tests.conftest import SCHEMA_PATH
+
+    pushed, base = run_pusher(tmp_path, pipeline_outputs)
+    (version,) = os.listdir(base)
+    # The Schema artifact's text as it is, comments and all, in the version and its archive.
+    for folder in (os.path.join(base, version), pushed.uri):
+        with open(os.path.join(folder, push.SERVED_SCHEMA_FILE), "rb") as handle:
+            assert handle.read() == SCHEMA_PATH.read_bytes()
+    # A record of the push, like the card: the same model with another schema is not pushed
+    # again, and its version keeps the schema it was pushed with.
+    schema_uri = pipeline_outputs["schema"][0].uri
+    with open(os.path.join(schema_uri, "schema.pbtxt"), "a") as handle:
+        handle.write("# curated again\n")
+    pushed_again, _ = run_pusher(tmp_path, pipeline_outputs, name="pushed-again")
+    assert os.listdir(base) == [version]
+    assert pushed_again.get_string_custom_property("pushed_version") == version
+    with open(os.path.join(base, version, push.SERVED_SCHEMA_FILE), "rb") as handle:
+        assert handle.read() == SCHEMA_PATH.read_bytes()
 
 
 def test_the_card_reports_the_inputs_values(tmp_path, pipeline_outputs):
@@ -513,6 +537,8 @@ def test_missing_inputs_are_not_recorded_and_the_model_is_still_pushed(tmp_path,
     assert pushed.get_int_custom_property("pushed") == 1
     (version,) = os.listdir(base)
     card = read_card(os.path.join(base, version))
+    # No schema given: the version is served unchecked.
+    assert not os.path.exists(os.path.join(base, version, push.SERVED_SCHEMA_FILE))
     for part in ("features", "hyperparameters", "evaluation"):
         assert card[part] == "not recorded", part
     assert card["training_data"]["statistics"] == "not recorded"

@@ -5,7 +5,8 @@ a model server polling the base path can see a version folder before it is compl
 pushes the infra-validated copy of the model (it carries TF Serving's warmup requests),
 atomically on local filesystems, never pushes a model identical to a version already in the base
 path (a re-evaluated, unchanged model) or to a rolled-back one, and never reuses or goes below an
-existing version number. Each new version carries its model card (model_card.py) in
+existing version number. Each new version carries its model card (model_card.py) and the
+curated schema (`push.SERVED_SCHEMA_FILE`, what the server checks request rows against) in
 `assets.extra/`, written before the version becomes visible (locally) or loadable (remotely).
 """
 
@@ -13,6 +14,7 @@ import os
 import time
 from typing import Any
 
+import tensorflow as tf
 from absl import logging
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.io import fileio
@@ -72,19 +74,24 @@ class Executor(pusher_executor.Executor):
         base_directory = destination.filesystem.base_directory
         now = time.time()
 
-        def card_files(version: int) -> dict[str, bytes]:
-            return self.model_card_files(
-                input_dict, exec_properties, base_directory, version, pushed_at=now
-            )
+        def version_files(version: int) -> dict[str, bytes]:
+            return {
+                **self.model_card_files(
+                    input_dict, exec_properties, base_directory, version, pushed_at=now
+                ),
+                **schema_files(input_dict),
+            }
 
         if "://" in base_directory:
             # Remote filesystems (GCS) have no atomic rename: files are copied with
             # saved_model.pb last, the model card before it, unless the very same model is
             # already there.
-            version, copied = push.push_by_copy(model_path, base_directory, now, card_files)
+            version, copied = push.push_by_copy(model_path, base_directory, now, version_files)
         else:
             try:
-                version, copied = push.push_atomically(model_path, base_directory, now, card_files)
+                version, copied = push.push_atomically(
+                    model_path, base_directory, now, version_files
+                )
             except push.RolledBackModelError as error:
                 logging.warning("%s", error)
                 self._MarkNotPushed(model_push)
@@ -158,6 +165,31 @@ class Executor(pusher_executor.Executor):
             )
         logging.info("Model card of version %s: %s", version, ", ".join(model_card.CARD_FILES))
         return files
+
+
+def schema_files(input_dict: dict[str, list[Any]]) -> dict[str, bytes]:
+    """The Schema input's text file, as the version's SERVED_SCHEMA_FILE; {} without one.
+
+    The file is copied as it is (the curated schema keeps its comments). A version without it
+    is served unchecked, so a missing or unreadable schema is logged, and the push goes on.
+    """
+    schema = _single(input_dict, SCHEMA_KEY)
+    if schema is None:
+        logging.warning("The Pusher was given no schema: the version's requests are not checked")
+        return {}
+    path = os.path.join(schema.uri, model_card.SCHEMA_FILE)
+    try:
+        with fileio.open(path, "rb") as handle:
+            return {push.SERVED_SCHEMA_FILE: handle.read()}
+    except (OSError, tf.errors.OpError) as error:
+        logging.warning(
+            "Cannot read the schema %s (%s): the version is pushed without %s, so its requests "
+            "are not checked",
+            path,
+            error,
+            push.SERVED_SCHEMA_FILE,
+        )
+        return {}
 
 
 def _ref(artifact: Any) -> model_card.ArtifactRef:

@@ -25,10 +25,14 @@ ROLLED_BACK_PREFIX = ".rolled_back-"
 
 # TF Serving loads a version once this file is there: a remote push writes it last.
 SAVED_MODEL_FILE = "saved_model.pb"
+# Directory contract with serving/request_schema.py (held together by tests/test_contracts.py):
+# the curated schema the push's run used, which the server checks each request's rows against.
+SERVED_SCHEMA_FILE = "assets.extra/schema.pbtxt"
 # Files a push adds to a version beside the model, and which describe the push (its time, run,
-# evaluation), not the model: the digest leaves them out, so a re-evaluated, unchanged model is
-# still recognised as the version already served, and a rolled-back one as rolled back.
-PUSH_RECORD_FILES = CARD_FILES
+# evaluation, schema), not the model: the digest leaves them out, so a re-evaluated, unchanged
+# model is still recognised as the version already served (and keeps the files of the push that
+# made it), and a rolled-back one as rolled back.
+PUSH_RECORD_FILES = (*CARD_FILES, SERVED_SCHEMA_FILE)
 
 # What a push adds to the new version, given its number: relative path -> content.
 ExtraFiles = Callable[[int], Mapping[str, bytes]]
