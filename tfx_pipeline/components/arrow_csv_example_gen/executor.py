@@ -5,6 +5,9 @@ same examples, the same splitting (the base executor's hash split) and the same 
 Which examples land in train or eval differs from TFX's executor (the split hashes the serialized
 bytes, which here are one message per feature rather than one sorted map), at the same ratio;
 features are serialized in name order, so the split is the same in every process.
+
+With a `schema` input (the curated schema, from ImportSchemaGen) the columns it types are parsed
+as it declares instead of being inferred per span.
 """
 
 import os
@@ -17,14 +20,22 @@ from tfx.components.util import examples_utils
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import proto_utils
+from tfx.utils import io_utils, proto_utils
 
 from tfx_pipeline.components.arrow_csv_example_gen import shuffle
-from tfx_pipeline.components.arrow_csv_example_gen.csv_examples import CsvFilesToExamples
+from tfx_pipeline.components.arrow_csv_example_gen.csv_examples import (
+    CsvFilesToExamples,
+    schema_column_types,
+)
 
 # Scratch folder for the scattered buckets, inside the output artifact (removed when done; TFX
 # removes a failed execution's outputs with it).
 SHUFFLE_SCRATCH = ".shuffle-scratch"
+# The optional input channel holding the curated schema (TFX's standard key, "schema").
+SCHEMA_KEY = standard_component_specs.SCHEMA_KEY
+# Where Do hands the schema's column types to the PTransform, beside TFX's own private
+# `_beam_pipeline_args` in exec_properties.
+SCHEMA_TYPES_PROPERTY = "_schema_column_types"
 
 
 @beam.ptransform_fn
@@ -37,7 +48,16 @@ def _ArrowCsvToExample(  # noqa: N802 - TFX calls the PTransform factory like a 
     files = sorted(fileio.glob(pattern))
     if not files:
         raise RuntimeError(f"split pattern {pattern} matches no files")
-    return pipeline | "CsvToExamples" >> CsvFilesToExamples(files)
+    schema_types = exec_properties.get(SCHEMA_TYPES_PROPERTY)
+    return pipeline | "CsvToExamples" >> CsvFilesToExamples(files, schema_types)
+
+
+def schema_types_of(input_dict: dict[str, list[Any]]) -> dict[str, int] | None:
+    """The column types the `schema` input declares; None without one (types are inferred)."""
+    if not input_dict.get(SCHEMA_KEY):
+        return None
+    uri = artifact_utils.get_single_uri(input_dict[SCHEMA_KEY])
+    return schema_column_types(io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(uri)))
 
 
 def _input_bytes(input_base: str, input_config: example_gen_pb2.Input) -> int:
@@ -89,6 +109,7 @@ class Executor(BaseExampleGenExecutor):
         )
         scratch = os.path.join(examples.uri, SHUFFLE_SCRATCH)
         split_uris = []
+        exec_properties = {**exec_properties, SCHEMA_TYPES_PROPERTY: schema_types_of(input_dict)}
         with self._make_beam_pipeline() as pipeline:
             splits = self.GenerateExamplesByBeam(pipeline, exec_properties)
             for name, split in splits.items():
