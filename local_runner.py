@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigProblems as problems:
         return print_problems(problems.problems)
     if args.watch:
-        return local.watch(args, argv, runner=pathlib.Path(__file__).resolve())
+        runner = pathlib.Path(__file__).resolve()
+        return local.watch(args, argv, runner, notifications=checked.notifications)
     return local.run_once(args, checked)
 
 

@@ -70,6 +70,10 @@ class PipelineConfig:
         the last blessed model lies below -max_slice_auc_drop (1: off).
       max_slice_auc_gaps: AUC gaps between two slices of one feature that fail when their whole
         interval lies beyond the limit (see components/gated_evaluator/rules.py).
+      live_max_auc_drop: live quality (reporting/live_quality.py): the served version's AUC on
+        a new span is a significant drop when the whole 95% interval of (live AUC - its
+        evaluation AUC) lies below -live_max_auc_drop; None uses max_auc_drop. Read by the
+        runner's summary and notifications, not by the pipeline.
       vertex_training: run the Tuner and the Trainer as Vertex AI custom jobs.
       vertex_endpoint: also deploy each blessed model to a Vertex AI endpoint.
       arrow_csv_example_gen: ExampleGen parses CSV with Arrow and encodes examples in C++
@@ -116,6 +120,7 @@ class PipelineConfig:
     min_slice_auc: float = 0.5
     max_slice_auc_drop: float = 0.05
     max_slice_auc_gaps: tuple[SliceGap, ...] = ()
+    live_max_auc_drop: float | None = None
     beam_pipeline_args: tuple[str, ...] = ()
     enable_cache: bool = True
     portable_resolvers: bool = False
@@ -146,6 +151,10 @@ class PipelineConfig:
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
         problems += self.blessing_rules().problems()
+        if self.live_max_auc_drop is not None and not 0.0 <= self.live_max_auc_drop <= 1.0:
+            problems.append(
+                f"live_max_auc_drop must be within [0, 1], got {self.live_max_auc_drop}"
+            )
         if self.infra_server not in INFRA_SERVERS:
             problems.append(
                 f"infra_server must be one of {', '.join(INFRA_SERVERS)}, got {self.infra_server!r}"

@@ -92,6 +92,11 @@ class OutputLayout:
         return self.monitoring_dir / "triggers"
 
     @property
+    def notifications_dir(self) -> pathlib.Path:
+        """What the watch loop has notified already (how many lines of the rollback log)."""
+        return self.root / "notifications"
+
+    @property
     def lock_path(self) -> pathlib.Path:
         """Held by the run (or watch loop) using this output directory."""
         return self.root / ".pipeline.lock"

@@ -329,6 +329,20 @@ class NodeExecution:
         ) / 1000
 
 
+def node_execution_records(store: Any, pipeline_name: str, node: str) -> list[NodeExecution]:
+    """Every execution of one node over all runs, oldest first, with its artifacts."""
+    return [
+        NodeExecution(
+            node_id=node,
+            state=Execution.State.Name(execution.last_known_state),
+            inputs=artifacts_by_key(store, execution.id, INPUT_EVENTS),
+            outputs=artifacts_by_key(store, execution.id, OUTPUT_EVENTS),
+            execution=execution,
+        )
+        for execution in node_executions(store, pipeline_name, node)
+    ]
+
+
 def latest_run_executions(
     metadata_path: str, pipeline_name: str
 ) -> tuple[str, list[NodeExecution]] | None:

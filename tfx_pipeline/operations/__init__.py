@@ -6,5 +6,6 @@ report.py       a past run's HTML report written again from MLMD (python -m tfx_
 explain.py      why a component ran or came from cache (python -m tfx_pipeline.explain)
 monitor.py      training/serving skew of the server's request log (python -m tfx_pipeline.monitor)
 watch.py        the continuous-training loop behind `local_runner.py --watch`
+rollback_log.py the serving directory's rollbacks.jsonl followed by the watch loop, as notifications
 output_lock.py  one pipeline run at a time per output directory
 """

@@ -1,8 +1,9 @@
 """Every pushed version with its run, data span, AUC and blessing (`python -m tfx_pipeline.history`).
 
 Read from MLMD lineage (Pusher <- Trainer <- Transform <- ExampleGen, and Pusher <- Evaluator),
-plus what the serving directory holds now: served, present, rolled back or gone, and the
-version's model card (docs/model_card.md) where it has one.
+plus what the serving directory holds now: served, present, rolled back or gone, the version's
+model card (docs/model_card.md) where it has one, and its live AUC on every newer span that landed
+while it was served (reporting/live_quality.py).
 """
 
 import argparse
@@ -10,11 +11,15 @@ import dataclasses
 import datetime
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from tfx_pipeline import layout, metadata
 from tfx_pipeline.operations.arguments import add_output_arguments
 from tfx_pipeline.problems import print_problems
 from tfx_pipeline.reporting import console
+
+if TYPE_CHECKING:  # it loads TensorFlow, which `--help` need not wait for
+    from tfx_pipeline.reporting.live_quality import LiveQuality
 
 EXIT_OK = 0
 
@@ -31,6 +36,7 @@ class Push:
     on_disk: str
     model_id: int | None = None  # the Trainer's Model artifact in MLMD
     model_card: str | None = None  # the version's model_card.html, wherever the version is now
+    live: tuple["LiveQuality", ...] = ()  # on each newly labelled span, oldest first
 
 
 def _on_disk(destination: str, version: int, served: int | None) -> str:
@@ -62,9 +68,11 @@ def pushes(metadata_path: str, pipeline_name: str) -> list[Push]:
     if not os.path.exists(metadata_path):
         return []
     # TensorFlow and TFMA load here, after main() has quietened them.
+    from tfx_pipeline.reporting import live_quality
     from tfx_pipeline.reporting.evaluation import overall_auc
 
     store = metadata.open_store(metadata_path)
+    live_by_version = live_quality.by_version(store, pipeline_name)
     found = []
     for record in metadata.pushed_models(store, pipeline_name):
         examples = metadata.training_examples(store, record.model_id) if record.model_id else []
@@ -86,6 +94,8 @@ def pushes(metadata_path: str, pipeline_name: str) -> list[Push]:
                 destination=record.destination,
                 on_disk="",
                 model_id=record.model_id,
+                # A version pushed again (an identical model) lists its measurements once.
+                live=tuple(live_by_version.pop(record.version, [])),
             )
         )
     present = [p.version for p in found if os.path.isdir(p.destination)]
@@ -117,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     if not metadata_path.exists():
         return print_problems([f"no pipeline metadata at {metadata_path}; run the pipeline first"])
     found = pushes(str(metadata_path), args.pipeline_name)
+    # Loaded with TensorFlow by pushes() already.
+    from tfx_pipeline.reporting.live_quality import describe as describe_live
+
     if not found:
         print("No model has been pushed yet.")
         return EXIT_OK
@@ -129,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         if push.model_card:
             print(f"{'':<12}card: {push.model_card}")
+        for live in push.live:
+            print(f"{'':<12}live: {describe_live(live, with_version=False)}")
     return EXIT_OK
 
 

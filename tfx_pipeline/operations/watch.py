@@ -3,11 +3,16 @@
 Each cycle looks for a span-N folder above the last ingested span and for trigger files that
 `python -m tfx_pipeline.monitor` writes on an alert; when either is there it runs the pipeline
 once, as a `local_runner.py` subprocess with the same flags, and prints one line saying what the
-run did. A blessed model is pushed into the serving directory, where a polling server (ours or
-TF Serving) picks it up without a restart. A lock on the output directory keeps two runs from
-ever overlapping, including a plain `local_runner.py` started by hand. Ctrl-C lets the current run
-finish and then stops; a second Ctrl-C stops the run too (a killed run is finished from cache by
-the next one, and never leaves a half-pushed model).
+run did, then the run's live-quality line (the served version's AUC on the new span). A blessed
+model is pushed into the serving directory, where a polling server (ours or TF Serving) picks it
+up without a restart. A lock on the output directory keeps two runs from ever overlapping,
+including a plain `local_runner.py` started by hand. Ctrl-C lets the current run finish and then
+stops; a second Ctrl-C stops the run too (a killed run is finished from cache by the next one,
+and never leaves a half-pushed model).
+
+With `--notifications`, each run notifies its own outcome and the loop notifies rollbacks: each
+cycle it reads the lines `python -m serving.rollback` appended to the model folder's
+`rollbacks.jsonl` since the last cycle (operations/rollback_log.py).
 
 This module imports neither TensorFlow nor TFX: the watching process stays small and every run
 gets a fresh process.
@@ -25,13 +30,21 @@ import time
 from collections.abc import Callable
 
 from tfx_pipeline import layout, metadata
+from tfx_pipeline.config import LOCAL_PIPELINE_NAME
+from tfx_pipeline.notifications import events as notification_events
+from tfx_pipeline.notifications.config import NotificationConfig
+from tfx_pipeline.notifications.notifier import Notifier
 from tfx_pipeline.operations.output_lock import OutputDirLock, OutputDirLocked
+from tfx_pipeline.operations.rollback_log import RollbackLogFollower
 from tfx_pipeline.problems import print_problems
 from tfx_pipeline.runners.exit_codes import EXIT_NOT_BLESSED, EXIT_OK, EXIT_USAGE
 
 DEFAULT_INTERVAL_SECONDS = 60.0
 CONSUMED = "consumed"
 WATCH_FLAGS = {"--watch": 0, "--watch-interval": 1, "--max-runs": 1}
+# The label of the runner's live-quality summary line (reporting/live_quality.py LABEL, held to
+# it by a test): the served version's AUC on the new span, relayed after the run's line.
+RUNNER_LIVE_LABEL = "Live:"
 
 
 def served_versions(model_dir: pathlib.Path) -> list[int]:
@@ -80,6 +93,18 @@ def runner_argv(argv: list[str]) -> list[str]:
     return forwarded
 
 
+def live_line(run_output: pathlib.Path) -> str | None:
+    """The run's live-quality line with its padding squeezed ('Live: version 3 on span 4 ...')."""
+    try:
+        lines = run_output.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith(RUNNER_LIVE_LABEL):
+            return f"{RUNNER_LIVE_LABEL} {line[len(RUNNER_LIVE_LABEL) :].strip()}"
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class WatchSettings:
     runner: pathlib.Path  # local_runner.py
@@ -89,6 +114,8 @@ class WatchSettings:
     model_dir: pathlib.Path  # <serving-dir>/<model-name>
     interval_seconds: float
     max_runs: int  # 0: no bound
+    pipeline_name: str = LOCAL_PIPELINE_NAME
+    notifications: NotificationConfig = dataclasses.field(default_factory=NotificationConfig)
 
 
 def describe_run(code: int, before: list[int], after: list[int], reason_is_new_data: bool) -> str:
@@ -112,11 +139,26 @@ def describe_run(code: int, before: list[int], after: list[int], reason_is_new_d
 
 
 class Watcher:
-    """The watch loop; `stop()` (first Ctrl-C) ends it after the current run."""
+    """The watch loop; `stop()` (first Ctrl-C) ends it after the current run.
 
-    def __init__(self, settings: WatchSettings, print_line: Callable[[str], None] = print) -> None:
+    With a notifier whose config routes `rollback` events, each cycle notifies the rollbacks
+    logged in the model folder since the last cycle.
+    """
+
+    def __init__(
+        self,
+        settings: WatchSettings,
+        print_line: Callable[[str], None] = print,
+        notifier: Notifier | None = None,
+    ) -> None:
         self.settings = settings
         self.print_line = print_line
+        self.notifier = notifier
+        self._rollbacks = None
+        if notifier is not None and notifier.config.sinks_for(notification_events.ROLLBACK):
+            self._rollbacks = RollbackLogFollower(
+                settings.model_dir, layout.OutputLayout(settings.output_dir).notifications_dir
+            )
         self._stop = threading.Event()
         self._child: subprocess.Popen | None = None
         self.cycles = 0
@@ -153,6 +195,7 @@ class Watcher:
         )
         while not self._stop.is_set():
             self.cycles += 1
+            self._notify_rollbacks()
             span = layout.latest_span_number(settings.data_root)
             new_span = span is not None and (last_ingested is None or span > last_ingested)
             triggers = pending_triggers(settings.output_dir)
@@ -178,11 +221,21 @@ class Watcher:
                     f"{describe_run(code, before, after, new_span)} ({seconds:.0f} s; "
                     f"output: {output})"
                 )
+                live = live_line(output)
+                if live:
+                    self._line(live)
                 if settings.max_runs and self.runs >= settings.max_runs:
                     break
             self._stop.wait(settings.interval_seconds)
         self.print_line(f"Watch stopped after {self.cycles} cycles, {self.runs} pipeline runs")
         return 0
+
+    def _notify_rollbacks(self) -> None:
+        if self._rollbacks is None or self.notifier is None:
+            return
+        for event in self._rollbacks.new_events():
+            self.notifier.send(event)
+            self._line(f"rollback logged: {event.title} (notified)")
 
     def _line(self, text: str) -> None:
         stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
@@ -219,12 +272,14 @@ def watch(settings: WatchSettings) -> int:
         lock.acquire()
     except OutputDirLocked as error:
         return print_problems([str(error)])
-    watcher = Watcher(settings, print_line=lambda text: print(text, flush=True))
+    notifier = Notifier(settings.notifications, pipeline=settings.pipeline_name)
+    watcher = Watcher(settings, print_line=lambda text: print(text, flush=True), notifier=notifier)
     previous = signal.signal(signal.SIGINT, watcher.on_sigint)
     terminate = signal.signal(signal.SIGTERM, lambda *_: watcher.stop(kill_run=True))
     try:
         return watcher.run()
     finally:
+        notifier.close()
         signal.signal(signal.SIGINT, previous)
         signal.signal(signal.SIGTERM, terminate)
         lock.release()

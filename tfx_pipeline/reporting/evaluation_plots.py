@@ -1,4 +1,4 @@
-"""ROC curves and calibration plots of the candidate model, per slice, from the Evaluator's output.
+"""ROC curves and calibration plots of a model (the candidate unless asked), per slice, from the Evaluator's output.
 
 The Evaluator writes two plots per slice and model into TFMA's `plots` output
 (tfx_pipeline/metrics/histogram_plots.py), each at most 10,002 entries whatever the number of
@@ -33,7 +33,7 @@ AUC = "auc"
 
 @dataclasses.dataclass(frozen=True)
 class SlicePlots:
-    """One slice's charts for the candidate model."""
+    """One slice's charts for one model."""
 
     roc: list[tuple[float, float]]  # (false positive rate, true positive rate); [] if one class
     calibration: list[tuple[float, float, float]]  # (mean prediction, positive rate, weight)
@@ -101,10 +101,11 @@ def _candidate(model_names: set[str]) -> str | None:
     return next((name for name in results.CANDIDATE_NAMES if name in model_names), None)
 
 
-def read_plots(evaluation_uri: str) -> dict[str, SlicePlots]:
-    """The candidate model's ROC and calibration per slice ('overall', 'payment_type=Cash').
+def read_plots(evaluation_uri: str, model: str | None = None) -> dict[str, SlicePlots]:
+    """A model's ROC and calibration per slice ('overall', 'payment_type=Cash').
 
-    An evaluation written before the Evaluator recorded plots gives {}.
+    `model`: the TFMA model name, e.g. "baseline"; None reads the candidate. An evaluation
+    written before the Evaluator recorded plots, or without that model, gives {}.
     """
     found: dict[tuple[str, str], dict[str, metrics_for_slice_pb2.PlotData]] = {}
     for plots in tfma.load_plots(evaluation_uri):
@@ -114,18 +115,18 @@ def read_plots(evaluation_uri: str) -> dict[str, SlicePlots]:
         for entry in plots.plot_keys_and_values:
             if entry.key.name in (CONFUSION_MATRICES_PLOT, CALIBRATION_PLOT):
                 found.setdefault((name, entry.key.model_name), {})[entry.key.name] = entry.value
-    candidate = _candidate({model for _, model in found})
-    if candidate is None:
+    chosen = _candidate({name for _, name in found}) if model is None else model
+    if chosen is None:
         return {}
     estimates = results.read_estimates(evaluation_uri)
     slices = {}
-    for (name, model), plots in sorted(found.items()):
-        if model != candidate:
+    for (name, plotted), plots in sorted(found.items()):
+        if plotted != chosen:
             continue
         empty = metrics_for_slice_pb2.PlotData()
         roc = roc_points(plots.get(CONFUSION_MATRICES_PLOT, empty).confusion_matrix_at_thresholds)
         histogram = plots.get(CALIBRATION_PLOT, empty).calibration_histogram_buckets
-        auc = estimates.get((name, candidate, AUC, False))
+        auc = estimates.get((name, chosen, AUC, False))
         slices[name] = SlicePlots(
             roc=roc,
             calibration=calibration_points(histogram),
@@ -133,3 +134,31 @@ def read_plots(evaluation_uri: str) -> dict[str, SlicePlots]:
             auc=auc.value if roc and auc is not None and math.isfinite(auc.value) else None,
         )
     return slices
+
+
+def prediction_buckets(
+    evaluation_uri: str, slice_name: str = "overall"
+) -> list[tuple[float, float, float]]:
+    """How the candidate's predictions on the eval split spread: (lower, upper, examples) per
+    non-empty histogram bucket of `slice_name`; [] when the evaluation recorded no plots."""
+    for plots in tfma.load_plots(evaluation_uri):
+        if plots.HasField("cross_slice_key") or results.slice_name(plots.slice_key) != slice_name:
+            continue
+        by_model = {
+            entry.key.model_name: entry.value.calibration_histogram_buckets
+            for entry in plots.plot_keys_and_values
+            if entry.key.name == CALIBRATION_PLOT
+        }
+        candidate = _candidate(set(by_model))
+        if candidate is None:
+            continue
+        return [
+            (
+                max(bucket.lower_threshold_inclusive, 0.0),
+                min(bucket.upper_threshold_exclusive, 1.0),
+                bucket.num_weighted_examples.value,
+            )
+            for bucket in by_model[candidate].buckets
+            if bucket.num_weighted_examples.value > 0
+        ]
+    return []

@@ -14,6 +14,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 from tfx_pipeline import metadata, node_ids
 from tfx_pipeline.components.data_gate.gate import read_anomalies
 from tfx_pipeline.metadata import custom_property
+from tfx_pipeline.reporting import live_quality
 from tfx_pipeline.reporting.evaluation import (
     CHANGE_RANGE,
     INTERVAL_NOTE,
@@ -46,14 +47,31 @@ class RunSummary:
     infra: str = ""  # what infra validation measured, or why it failed
     pushed_path: str | None = None
     push_note: str = ""
+    # The served version on this run's span (reporting/live_quality.py); None when the Evaluator
+    # did not finish or the summary was read without MLMD.
+    live: live_quality.LiveQuality | None = None
 
 
-def summarize_run(metadata_path: str, pipeline_name: str) -> RunSummary | None:
-    """Reads the latest run of `pipeline_name` from MLMD; None when nothing ran yet."""
+def summarize_run(
+    metadata_path: str, pipeline_name: str, live_max_auc_drop: float | None = None
+) -> RunSummary | None:
+    """Reads the latest run of `pipeline_name` from MLMD; None when nothing ran yet.
+
+    `live_max_auc_drop`: the largest drop of the served version's live AUC not called
+    significant; None takes the Evaluator's max_auc_drop.
+    """
     found = metadata.latest_run_executions(metadata_path, pipeline_name)
     if found is None:
         return None
-    return summarize(*found)
+    summary = summarize(*found)
+    summary.live = live_quality.for_run(
+        metadata.open_store(metadata_path),
+        pipeline_name,
+        found[1],
+        evaluation=summary.evaluation,
+        max_drop=live_max_auc_drop,
+    )
+    return summary
 
 
 def summarize(run_id: str, executions: list[metadata.NodeExecution]) -> RunSummary:
@@ -266,6 +284,8 @@ def format_summary(summary: RunSummary, max_slices: int = 12) -> Iterable[str]:
             hidden = len(evaluation.slice_metrics) - max_slices
             if hidden > 0:
                 yield f"    ... {hidden} more slices in the evaluation report"
+    if summary.live is not None:
+        yield live_quality.summary_line(summary.live)
     if summary.blessed is True:
         yield "Blessed:         yes, every threshold passed"
     elif summary.blessed is False:

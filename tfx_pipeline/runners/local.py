@@ -17,7 +17,12 @@ from typing import Any, TextIO
 
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import inputs, layout
+from tfx_pipeline.node_ids import DATA_GATE
+from tfx_pipeline.notifications import config as notifications_config
+from tfx_pipeline.notifications import events as notification_events
+from tfx_pipeline.notifications.notifier import Notifier, describe_outcomes
 from tfx_pipeline.operations.output_lock import OutputDirLock, OutputDirLocked
+from tfx_pipeline.operations.watch import served_versions
 from tfx_pipeline.problems import print_problems, raise_if_any
 from tfx_pipeline.runners import settings
 from tfx_pipeline.runners.exit_codes import EPILOG, EXIT_FAILED, EXIT_NOT_BLESSED, EXIT_OK
@@ -138,6 +143,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
         action="store_true",
         help="rerun every component instead of reusing cached results",
     )
+    notifications_config.add_argument(parser.add_argument_group("notifications"))
     watching = parser.add_argument_group("continuous training")
     watching.add_argument(
         "--watch",
@@ -156,6 +162,14 @@ def build_parser(description: str) -> argparse.ArgumentParser:
         default=0,
         help="with --watch, stop after this many pipeline runs (default: 0, no limit)",
     )
+    watching.add_argument(
+        "--live-max-auc-drop",
+        type=settings.fraction,
+        default=config_lib.default("live_max_auc_drop"),
+        help="when a new span lands, the served version's AUC on it is compared with its "
+        "evaluation AUC: a drop is significant (printed, notified as live_quality_drop) when the "
+        "whole 95%% interval of the change is below minus this (default: --max-auc-drop)",
+    )
     return parser
 
 
@@ -165,6 +179,9 @@ class CheckedInputs:
 
     span: int
     anomaly_policy_json: str
+    notifications: notifications_config.NotificationConfig = dataclasses.field(
+        default_factory=notifications_config.NotificationConfig
+    )
 
 
 def check_inputs(args: argparse.Namespace) -> CheckedInputs:
@@ -184,8 +201,13 @@ def check_inputs(args: argparse.Namespace) -> CheckedInputs:
             problems.append(f"--beam-arg values must look like --name=value, got {flag!r}")
     if not args.watch and (args.watch_interval is not None or args.max_runs):
         problems.append("--watch-interval and --max-runs only apply with --watch")
+    notifications = notifications_config.NotificationConfig()
+    if args.notifications is not None:
+        notifications = settings.collect(
+            problems, lambda: notifications_config.read_config(args.notifications)
+        )
     raise_if_any(problems)
-    return CheckedInputs(span=span[0], anomaly_policy_json=policy)
+    return CheckedInputs(span=span[0], anomaly_policy_json=policy, notifications=notifications)
 
 
 def beam_args(args: argparse.Namespace) -> tuple[str, ...]:
@@ -230,6 +252,7 @@ def pipeline_config(
         train_hash_buckets=args.split_buckets[0],
         eval_hash_buckets=args.split_buckets[1],
         enable_cache=not args.no_cache,
+        live_max_auc_drop=args.live_max_auc_drop,
         **settings.training_settings(args),
     )
 
@@ -261,9 +284,24 @@ def run_once(args: argparse.Namespace, checked: CheckedInputs) -> int:
     started = time.monotonic()
     from tfx_pipeline.reporting.console import RedirectedOutput
 
+    notifier = Notifier(checked.notifications, pipeline=args.pipeline_name)
     try:
         with RedirectedOutput(str(log_path)) as redirected:
-            return _run_and_report(args, checked, redirected.console, output, log_path, started)
+            try:
+                return _run_and_report(
+                    args, checked, redirected.console, output, log_path, started, notifier
+                )
+            except Exception as error:
+                notifier.notify(
+                    notification_events.RUN_FAILED,
+                    f"run failed: {type(error).__name__}: {first_line(error)}",
+                    {"span": checked.span, "error": first_line(error), "log": str(log_path)},
+                    [f"log: {log_path}"],
+                )
+                raise
+            finally:
+                for line in describe_outcomes(notifier.close()):
+                    redirected.console.write(f"Notified:        {line}\n")
     finally:
         lock.release()
 
@@ -275,8 +313,13 @@ def _run_and_report(
     output: layout.OutputLayout,
     log_path: pathlib.Path,
     started: float,
+    notifier: Notifier,
 ) -> int:
-    """Builds and runs the pipeline, printing progress, then the summary; the exit status."""
+    """Builds and runs the pipeline, printing progress, then the summary; the exit status.
+
+    The run's outcome is notified (run failed, data refused, not blessed, pushed) before the
+    summary's last lines; delivery goes on in the background.
+    """
     console.write("Loading TFX, TensorFlow and Beam...\n")
     console.flush()
     import logging
@@ -311,20 +354,22 @@ def _run_and_report(
 
     progress = ComponentProgress(console, state_of, node_ids)
     logging.getLogger().addHandler(progress)
-    failure = None
+    served_before = served_versions(serving_root(args) / args.model_name)
+    failure = failed_node = error_text = None
     try:
         LocalDagRunner().run(pipeline)
     except Exception as error:  # noqa: BLE001 - reported to the user below, traceback in the log
         traceback.print_exc()
         failed_node = progress.fail_running()
-        failure = (
-            f"{failed_node or 'the pipeline'} failed: {type(error).__name__}: {first_line(error)}"
-        )
+        error_text = f"{type(error).__name__}: {first_line(error)}"
+        failure = f"{failed_node or 'the pipeline'} failed: {error_text}"
     finally:
         logging.getLogger().removeHandler(progress)
 
     console.write(f"\nSummary (run took {time.monotonic() - started:.0f} s)\n")
-    summary = run_summary.summarize_run(metadata_path, args.pipeline_name)
+    summary = run_summary.summarize_run(
+        metadata_path, args.pipeline_name, live_max_auc_drop=config.live_max_auc_drop
+    )
     if summary is not None:
         for line in run_summary.format_summary(summary):
             console.write(line + "\n")
@@ -341,15 +386,139 @@ def _run_and_report(
             )
     began = time.time() - (time.monotonic() - started)
     writing = time.monotonic()
-    report = write_run_report(output, args.pipeline_name, pipeline, log_path, failure, began)
+    report = write_run_report(
+        output, args.pipeline_name, pipeline, log_path, failure, began, config.live_max_auc_drop
+    )
     console.write(f"Report:          {report} ({time.monotonic() - writing:.1f} s)\n")
     console.write(f"Full log:        {display(log_path)}\n")
     if failure:
+        code = EXIT_FAILED
+    elif summary is not None and False in (summary.blessed, summary.infra_blessed):
+        code = EXIT_NOT_BLESSED
+    else:
+        code = EXIT_OK
+    facts = {"span": checked.span, "log": str(log_path)}
+    notifier.send(outcome_event(code, summary, failed_node, error_text, served_before, facts))
+    notifier.send(live_quality_event(summary))
+    if failure:
         console.write(f"\nFAILED: {failure}\n")
-        return EXIT_FAILED
-    if summary is not None and False in (summary.blessed, summary.infra_blessed):
-        return EXIT_NOT_BLESSED
-    return EXIT_OK
+    return code
+
+
+def outcome_event(
+    code: int,
+    summary: Any,
+    failed_node: str | None,
+    error: str | None,
+    served_before: list[int],
+    facts: dict[str, Any],
+) -> notification_events.Event | None:
+    """What a finished run notifies: failed, data refused, not blessed, pushed, or nothing.
+
+    Args:
+      code: the run's exit status.
+      summary: the run's RunSummary (reporting.run_summary, which loads TFX), or None.
+      failed_node: the component that was running when the run failed, if any.
+      error: the failure's type and first line, if the run failed.
+      served_before: the versions in the serving directory before the run.
+      facts: details every event of this run carries (span, log file).
+
+    Returns None for a run that changed nothing (an unchanged or identical model).
+    """
+    run_id = summary.run_id if summary is not None else None
+    states = summary.states if summary is not None else {}
+    still = f"still serving version {served_before[-1]}" if served_before else "nothing served"
+    if code == EXIT_FAILED:
+        failed = [node for node, state in states.items() if state == "FAILED"]
+        node = failed_node or (failed[0] if failed else None)
+        details = {**facts, "node": node, "error": error}
+        lines = [error or "(no error message)", f"log: {facts.get('log')}"]
+        if node == DATA_GATE:
+            anomalies = list(summary.anomalies or []) if summary is not None else []
+            return notification_events.Event(
+                notification_events.DATA_REFUSED,
+                f"span {facts.get('span')} refused by the data gate; nothing trained, {still}",
+                {**details, "anomalies": anomalies},
+                lines,
+                run_id,
+            )
+        return notification_events.Event(
+            notification_events.RUN_FAILED,
+            f"run failed at {node or 'the pipeline'}; {still}",
+            details,
+            lines,
+            run_id,
+        )
+    if code == EXIT_NOT_BLESSED:
+        reasons = []
+        if summary.blessed is False:
+            evaluation = summary.evaluation
+            reasons += (evaluation.blessing_reasons if evaluation else []) or [
+                "the Evaluator did not bless the model"
+            ]
+        if summary.infra_blessed is False:
+            reasons += [f"infra validation: {reason}" for reason in summary.infra.split("; ")]
+        return notification_events.Event(
+            notification_events.NOT_BLESSED,
+            f"new model not blessed, nothing pushed; {still}",
+            {
+                **facts,
+                "evaluator_blessed": summary.blessed,
+                "infra_blessed": summary.infra_blessed,
+                "reasons": reasons,
+            },
+            reasons,
+            run_id,
+        )
+    pushed = summary.pushed_path if summary is not None else None
+    name = os.path.basename(pushed.rstrip("/")) if pushed else ""
+    if code != EXIT_OK or not name.isdigit() or int(name) in served_before:
+        return None
+    version = int(name)
+    auc = _overall_auc(summary)
+    return notification_events.Event(
+        notification_events.PUSHED,
+        f"version {version} pushed" + (f" (AUC {auc:.4f})" if auc is not None else ""),
+        {
+            **facts,
+            "version": version,
+            "path": pushed,
+            "auc": auc,
+            "previous_version": served_before[-1] if served_before else None,
+        },
+        [f"path: {pushed}"] + ([f"replaces version {served_before[-1]}"] if served_before else []),
+        run_id,
+    )
+
+
+def _overall_auc(summary: Any) -> float | None:
+    """The candidate's AUC on the overall slice, when the Evaluator ran."""
+    for row in summary.evaluation.metrics if summary.evaluation else []:
+        if row.name == "AUC" and row.candidate is not None:
+            return row.candidate.value
+    return None
+
+
+def live_quality_event(summary: Any) -> notification_events.Event | None:
+    """A significant drop of the served version's live AUC measured in this run, else None.
+
+    `summary`: the run's RunSummary (reporting.run_summary) or None; its `live` is the served
+    version's quality on the new span (reporting/live_quality.py).
+    """
+    live = summary.live if summary is not None else None
+    if live is None or not live.alert:
+        return None
+    from tfx_pipeline.reporting import live_quality
+
+    evaluated = f", evaluated {live.evaluated_auc.value:.4f}" if live.evaluated_auc else ""
+    return notification_events.Event(
+        notification_events.LIVE_QUALITY_DROP,
+        f"live AUC of version {live.version} dropped on {live_quality.spans_text(live.spans)}: "
+        f"{live.auc.value:.4f}{evaluated}",
+        dataclasses.asdict(live),
+        [live_quality.describe(live)],
+        summary.run_id,
+    )
 
 
 def write_run_report(
@@ -359,6 +528,7 @@ def write_run_report(
     log_path: pathlib.Path,
     failure: str | None,
     began: float,
+    live_max_auc_drop: float | None = None,
 ) -> str:
     """Writes the run's HTML report; its path for the console, or why it could not be written.
 
@@ -382,7 +552,16 @@ def write_run_report(
         run = metadata.latest_run(store, pipeline_name)
         if run is None or run.create_time_since_epoch < began * 1000:
             return "none (this run recorded nothing in MLMD)"
-        path = write_report(store, output.root, pipeline_name, run, str(log_path), failure, graph)
+        path = write_report(
+            store,
+            output.root,
+            pipeline_name,
+            run,
+            str(log_path),
+            failure,
+            graph,
+            live_max_auc_drop=live_max_auc_drop,
+        )
     except Exception as error:  # noqa: BLE001 - the run's outcome stands; traceback in the log
         traceback.print_exc()
         return f"not written: {type(error).__name__}: {first_line(error)}"
@@ -395,8 +574,16 @@ def first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else "(no message)"
 
 
-def watch(args: argparse.Namespace, argv: list[str], runner: pathlib.Path) -> int:
-    """The `--watch` loop: reruns `runner` with the same flags (minus the watch flags)."""
+def watch(
+    args: argparse.Namespace,
+    argv: list[str],
+    runner: pathlib.Path,
+    notifications: notifications_config.NotificationConfig | None = None,
+) -> int:
+    """The `--watch` loop: reruns `runner` with the same flags (minus the watch flags).
+
+    Each run notifies its own outcome (--notifications is passed on); the loop notifies rollbacks.
+    """
     from tfx_pipeline.operations import watch as watch_lib
 
     return watch_lib.watch(
@@ -408,6 +595,8 @@ def watch(args: argparse.Namespace, argv: list[str], runner: pathlib.Path) -> in
             model_dir=serving_root(args) / args.model_name,
             interval_seconds=args.watch_interval or watch_lib.DEFAULT_INTERVAL_SECONDS,
             max_runs=args.max_runs,
+            pipeline_name=args.pipeline_name,
+            notifications=notifications or notifications_config.NotificationConfig(),
         )
     )
 

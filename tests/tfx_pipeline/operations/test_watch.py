@@ -8,7 +8,10 @@ import textwrap
 import pytest
 
 import local_runner
+from serving import rollback
 from tfx_pipeline import layout
+from tfx_pipeline.notifications import config as notifications_config
+from tfx_pipeline.notifications.notifier import Notifier
 from tfx_pipeline.operations import output_lock, watch
 from tfx_pipeline.problems import EXIT_USAGE
 
@@ -88,6 +91,64 @@ def test_triggers_are_consumed_once_and_name_their_features(tmp_path):
 def test_runner_argv_drops_only_the_watch_flags():
     argv = ["--watch", "--watch-interval", "5", "--train-steps", "10", "--max-runs=2", "--tune"]
     assert watch.runner_argv(argv) == ["--train-steps", "10", "--tune"]
+    # Each run notifies its own outcome with the loop's notifications file.
+    argv = ["--watch", "--notifications", "n.json", "--max-runs", "1"]
+    assert watch.runner_argv(argv) == ["--notifications", "n.json"]
+
+
+def watch_one_cycle(tmp_path, config) -> list[str]:
+    """Runs the loop for one cycle with nothing to train on; returns the lines it printed."""
+    (tmp_path / "data").mkdir(exist_ok=True)
+    settings = watch.WatchSettings(
+        runner=tmp_path / "never_run.py",
+        argv=[],
+        data_root=tmp_path / "data",
+        output_dir=tmp_path / "outputs",
+        model_dir=tmp_path / "serving" / "taxi",
+        interval_seconds=0.1,
+        max_runs=0,
+        notifications=config,
+    )
+    lines = []
+
+    def print_and_stop_after_the_cycle(line: str) -> None:
+        lines.append(line)
+        if "nothing new" in line:
+            watcher.stop()
+
+    notifier = Notifier(config, pipeline="taxi")
+    watcher = watch.Watcher(settings, print_and_stop_after_the_cycle, notifier=notifier)
+    assert watcher.run() == 0
+    notifier.close()
+    return lines
+
+
+def test_each_cycle_notifies_the_rollbacks_logged_since_the_last_one_once(tmp_path):
+    model_dir = tmp_path / "serving" / "taxi"
+    for version in (1, 2, 3):
+        (model_dir / str(version)).mkdir(parents=True)
+    rollback.rollback(str(model_dir), reason="an old rollback, before notifications")
+    (tmp_path / "notifications.json").write_text(
+        json.dumps(
+            {
+                "sinks": {"audit": {"type": "jsonl", "path": "audit.jsonl"}},
+                "events": {"rollback": ["audit"]},
+            }
+        )
+    )
+    config = notifications_config.read_config(tmp_path / "notifications.json")
+    audit = tmp_path / "audit.jsonl"
+
+    watch_one_cycle(tmp_path, config)
+    assert not audit.exists(), "a rollback from before notifications is not news"
+    rollback.rollback(str(model_dir), reason="AUC dropped on the Cash slice")
+    lines = watch_one_cycle(tmp_path, config)
+    (record,) = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert (record["event"], record["details"]["to_version"]) == ("rollback", 1)
+    assert record["details"]["reason"] == "AUC dropped on the Cash slice"
+    assert any("rollback logged: rolled back to version 1 (from 2)" in line for line in lines)
+    watch_one_cycle(tmp_path, config)
+    assert len(audit.read_text().splitlines()) == 1, "each rollback is notified once"
 
 
 @pytest.mark.parametrize(
@@ -128,3 +189,28 @@ def test_watch_flags_without_watch_are_refused(capsys):
     assert local_runner.main(["--max-runs", "2"]) == EXIT_USAGE
     assert local_runner.main(["--watch-interval", "5"]) == EXIT_USAGE
     assert "--watch-interval and --max-runs only apply with --watch" in capsys.readouterr().err
+
+
+def test_the_runs_live_quality_line_follows_its_run_line(tmp_path):
+    (tmp_path / "data" / "span-4").mkdir(parents=True)
+    runner = tmp_path / "runner.py"
+    runner.write_text(
+        "print('Summary (run took 80 s)')\n"
+        "print('Live:            version 7 on span 4 (614 rows): AUC 0.9000 [0.8800, 0.9200]')\n"
+        "print('Blessed:         yes, every threshold passed')\n"
+    )
+    settings = watch.WatchSettings(
+        runner=runner,
+        argv=[],
+        data_root=tmp_path / "data",
+        output_dir=tmp_path / "outputs",
+        model_dir=tmp_path / "serving" / "taxi",
+        interval_seconds=0.1,
+        max_runs=1,
+    )
+    lines = []
+    assert watch.Watcher(settings, lines.append).run() == 0
+    ran = next(index for index, line in enumerate(lines) if "ran the pipeline" in line)
+    assert lines[ran + 1].endswith(
+        "cycle 1: Live: version 7 on span 4 (614 rows): AUC 0.9000 [0.8800, 0.9200]"
+    )

@@ -106,6 +106,25 @@ def test_calibration_is_twenty_equal_width_buckets_of_the_candidates_scores(eval
         assert list(read) == pytest.approx(list(wanted), rel=1e-6)
 
 
+def test_the_baselines_plots_are_read_when_asked(evaluation):
+    """Live quality reads the baseline's calibration: the served version's on the new span."""
+    output, columns = evaluation
+    plots = evaluation_plots.read_plots(output, model="baseline")["overall"]
+    scores, labels = columns["baseline"].astype(np.float64), columns["label"]
+    bucket = np.minimum(np.floor(scores * 20).astype(int), 19)
+    expected = [
+        (scores[bucket == b].mean(), labels[bucket == b].mean(), float((bucket == b).sum()))
+        for b in range(20)
+        if (bucket == b).any()
+    ]
+    assert len(plots.calibration) == len(expected)
+    for read, wanted in zip(plots.calibration, expected, strict=True):
+        assert list(read) == pytest.approx(list(wanted), rel=1e-6)
+    baseline_auc = results.read_estimates(output)[("overall", "baseline", "auc", False)].value
+    assert plots.auc == baseline_auc != evaluation_plots.read_plots(output)["overall"].auc
+    assert evaluation_plots.read_plots(output, model="no-such-model") == {}
+
+
 def test_a_slice_of_one_class_has_calibration_but_no_roc(evaluation):
     output, _ = evaluation
     plots = evaluation_plots.read_plots(output)["payment_type=Dispute"]

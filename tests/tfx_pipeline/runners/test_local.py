@@ -7,9 +7,11 @@ import pytest
 
 import local_runner
 from tests.conftest import DATA_ROOT
-from tfx_pipeline import inputs
+from tfx_pipeline import inputs, node_ids
+from tfx_pipeline.notifications import events
 from tfx_pipeline.problems import EXIT_USAGE
 from tfx_pipeline.runners import local
+from tfx_pipeline.runners.exit_codes import EXIT_FAILED, EXIT_NOT_BLESSED, EXIT_OK
 
 # Fields the local runner fills from its input files rather than from a default.
 SET_FROM_INPUTS = {"anomaly_policy_json"}
@@ -140,6 +142,7 @@ def test_help_documents_every_flag(capsys):
         "--no-cache",
         "--beam-arg",
         "--infer-schema",
+        "--notifications",
         "exit status",
     ):
         assert flag in text
@@ -238,3 +241,178 @@ def test_bad_blessing_flags_are_refused(capsys, flag, value, message):
         local_runner.main([flag, value])
     assert exit_info.value.code == EXIT_USAGE
     assert message in capsys.readouterr().err
+
+
+def test_a_bad_notifications_file_is_refused_with_the_other_problems(capsys, tmp_path, output_dir):
+    notifications = tmp_path / "notifications.json"
+    notifications.write_text(
+        '{"sinks": {"audit": {"type": "jsonl", "path": "a.jsonl"}}, "events": {"pushd": ["audit"]}}'
+    )
+    code, err = run_main(
+        capsys,
+        "--notifications",
+        str(notifications),
+        "--beam-arg",
+        "direct_num_workers=2",
+        "--output-dir",
+        str(output_dir),
+    )
+    assert code == EXIT_USAGE
+    assert f"notifications file {notifications}: unknown event 'pushd'" in err
+    assert "--beam-arg values must look like --name=value" in err
+    assert not output_dir.exists(), "nothing may be written for a rejected run"
+
+
+def test_a_good_notifications_file_reaches_the_checked_inputs(tmp_path):
+    notifications = tmp_path / "notifications.json"
+    notifications.write_text(
+        '{"sinks": {"audit": {"type": "jsonl", "path": "a.jsonl"}}, "events": {"pushed": ["audit"]}}'
+    )
+    checked = local.check_inputs(parse("--notifications", str(notifications)))
+    assert [s.name for s in checked.notifications.sinks_for(events.PUSHED)] == ["audit"]
+    assert local.check_inputs(parse()).notifications.sinks == {}
+
+
+# What every event of a run carries besides its own details.
+FACTS = {"span": 3, "log": "/out/logs/run-1.log"}
+
+
+@pytest.fixture(scope="module")
+def summary_types():
+    """The run summary's real types (they load TFMA, so only the tests that need them pay)."""
+    from tfx_pipeline.components.gated_evaluator.judge import Estimate
+    from tfx_pipeline.reporting.evaluation import Evaluation, MetricRow
+    from tfx_pipeline.reporting.run_summary import RunSummary
+
+    return RunSummary, Evaluation, MetricRow, Estimate
+
+
+def test_a_run_the_data_gate_stopped_notifies_data_refused(summary_types):
+    RunSummary = summary_types[0]
+    summary = RunSummary(
+        run_id="r1",
+        states={node_ids.EXAMPLE_VALIDATOR: "COMPLETE", node_ids.DATA_GATE: "FAILED"},
+        anomalies=["[eval] company: SCHEMA_MISSING_COLUMN: column dropped"],
+    )
+    error = "DataGateError: 1 anomalies break the data policy: company: column dropped"
+    event = local.outcome_event(EXIT_FAILED, summary, node_ids.DATA_GATE, error, [5], FACTS)
+    assert event.kind == events.DATA_REFUSED
+    assert (
+        event.title == "span 3 refused by the data gate; nothing trained, still serving version 5"
+    )
+    assert event.details["anomalies"] == summary.anomalies
+    assert (event.details["error"], event.run_id) == (error, "r1")
+    # The gate's failure is told apart by MLMD's state too, when no component was seen running.
+    again = local.outcome_event(EXIT_FAILED, summary, None, error, [5], FACTS)
+    assert again.kind == events.DATA_REFUSED
+
+
+def test_any_other_failure_notifies_run_failed_naming_the_component(summary_types):
+    RunSummary = summary_types[0]
+    summary = RunSummary(run_id="r2", states={node_ids.DATA_GATE: "COMPLETE"})
+    event = local.outcome_event(
+        EXIT_FAILED, summary, node_ids.TRAINER, "ValueError: bad shape", [], FACTS
+    )
+    assert event.kind == events.RUN_FAILED
+    assert event.title == "run failed at Trainer; nothing served"
+    assert event.details == {**FACTS, "node": "Trainer", "error": "ValueError: bad shape"}
+    # A failure before anything reached MLMD still notifies.
+    early = local.outcome_event(EXIT_FAILED, None, None, "OSError: disk full", [4], FACTS)
+    assert (early.kind, early.title) == (
+        events.RUN_FAILED,
+        "run failed at the pipeline; still serving version 4",
+    )
+
+
+def test_a_model_not_blessed_notifies_every_reason(summary_types):
+    RunSummary, Evaluation = summary_types[:2]
+    by_evaluator = RunSummary(
+        run_id="r3",
+        blessed=False,
+        evaluation=Evaluation(blessing_reasons=["AUC 0.61 < 0.9", "Cash slice AUC 0.4 < 0.5"]),
+    )
+    event = local.outcome_event(EXIT_NOT_BLESSED, by_evaluator, None, None, [5], FACTS)
+    assert event.kind == events.NOT_BLESSED
+    assert event.title == "new model not blessed, nothing pushed; still serving version 5"
+    assert event.details["reasons"] == ["AUC 0.61 < 0.9", "Cash slice AUC 0.4 < 0.5"]
+    by_infra = RunSummary(
+        run_id="r4", blessed=True, infra_blessed=False, infra="no answer; p99 80 ms > 50 ms"
+    )
+    event = local.outcome_event(EXIT_NOT_BLESSED, by_infra, None, None, [5], FACTS)
+    assert event.summary_lines == [
+        "infra validation: no answer",
+        "infra validation: p99 80 ms > 50 ms",
+    ]
+
+
+def test_a_new_version_notifies_pushed_and_an_unchanged_one_nothing(summary_types):
+    RunSummary, Evaluation, MetricRow, Estimate = summary_types
+    summary = RunSummary(
+        run_id="r5",
+        blessed=True,
+        infra_blessed=True,
+        pushed_path="/srv/serving/taxi/1796150279",
+        evaluation=Evaluation(
+            metrics=[MetricRow("AUC", Estimate(0.93191, 0.92, 0.94), None, ">= 0.9")]
+        ),
+    )
+    event = local.outcome_event(EXIT_OK, summary, None, None, [1796140000], FACTS)
+    assert event.kind == events.PUSHED
+    assert event.title == "version 1796150279 pushed (AUC 0.9319)"
+    assert event.details == {
+        **FACTS,
+        "version": 1796150279,
+        "path": "/srv/serving/taxi/1796150279",
+        "auc": 0.93191,
+        "previous_version": 1796140000,
+    }
+    # Cached or identical: the version was there before the run, so nothing happened to tell.
+    assert local.outcome_event(EXIT_OK, summary, None, None, [1796150279], FACTS) is None
+    assert local.outcome_event(EXIT_OK, RunSummary(run_id="r6"), None, None, [], FACTS) is None
+
+
+def test_a_significant_live_drop_measured_in_this_run_notifies_live_quality_drop(summary_types):
+    import dataclasses as dc
+
+    from tfx_pipeline.reporting.live_quality import LiveQuality
+
+    RunSummary, _, _, Estimate = summary_types
+    live = LiveQuality(
+        run="r7",
+        version=1796150279,
+        spans=(4,),
+        example_count=614,
+        auc=Estimate(0.85, 0.83, 0.87),
+        evaluated_auc=Estimate(0.93, 0.91, 0.95),
+        evaluated_spans=(3,),
+        change=Estimate(-0.08, -0.11, -0.05),
+        max_drop=0.01,
+        significant_drop=True,
+    )
+    event = local.live_quality_event(RunSummary(run_id="r7", live=live))
+    assert event.kind == events.LIVE_QUALITY_DROP
+    assert (
+        event.title == "live AUC of version 1796150279 dropped on span 4: 0.8500, evaluated 0.9300"
+    )
+    assert event.details["change"] == {"value": -0.08, "low": -0.11, "high": -0.05}
+    assert (event.details["version"], event.details["max_drop"], event.run_id) == (
+        1796150279,
+        0.01,
+        "r7",
+    )
+    assert "SIGNIFICANT DROP" in event.summary_lines[0]
+    # Nothing to tell: no drop, a drop alerted on by the run that measured it, or no measure.
+    quiet = dc.replace(live, significant_drop=False)
+    cached = dc.replace(live, measured_in_run="r6")
+    for summary in (RunSummary("r8", live=quiet), RunSummary("r8", live=cached), RunSummary("r8")):
+        assert local.live_quality_event(summary) is None
+    assert local.live_quality_event(None) is None
+
+
+def test_the_live_drop_limit_defaults_to_the_evaluators_and_is_checked(tmp_path, capsys):
+    args = parse("--output-dir", str(tmp_path), "--live-max-auc-drop", "0.05")
+    assert local.pipeline_config(args, local.check_inputs(args), True).live_max_auc_drop == 0.05
+    assert parse().live_max_auc_drop is None
+    with pytest.raises(SystemExit):
+        parse("--live-max-auc-drop", "2")
+    assert "--live-max-auc-drop" in capsys.readouterr().err

@@ -68,22 +68,25 @@ def write_report(
     log_path: str | None = None,
     failure: str | None = None,
     graph: PipelineGraph | None = None,
+    live_max_auc_drop: float | None = None,
 ) -> pathlib.Path:
     """Writes the run's report under `<output_dir>/reports/` (replacing an earlier one); its path.
 
-    What only the runner knows (its log file, the failure it caught, the pipeline's graph) is
-    kept beside the report, so a report written again later from MLMD says the same.
+    What only the runner knows (its log file, the failure it caught, the pipeline's graph, the
+    live-quality drop limit it was given) is kept beside the report, so a report written again
+    later from MLMD says the same.
     """
     path = report_path(output_dir, run)
     path.parent.mkdir(parents=True, exist_ok=True)
     runner_facts = path.with_suffix(".json")
-    if log_path or failure or graph:
+    if log_path or failure or graph or live_max_auc_drop is not None:
         runner_facts.write_text(
             json.dumps(
                 {
                     "log_path": log_path,
                     "failure": failure,
                     "graph": dataclasses.asdict(graph) if graph else None,
+                    "live_max_auc_drop": live_max_auc_drop,
                 },
                 indent=1,
             )
@@ -91,12 +94,14 @@ def write_report(
     elif runner_facts.exists():
         known = json.loads(runner_facts.read_text())
         log_path, failure = known.get("log_path"), known.get("failure")
+        live_max_auc_drop = known.get("live_max_auc_drop")
         if known.get("graph"):
             graph = PipelineGraph(
                 nodes=tuple(known["graph"]["nodes"]),
                 edges=tuple(tuple(edge) for edge in known["graph"]["edges"]),
             )
     facts = read_facts(store, pipeline_name, run, log_path=log_path, failure=failure, graph=graph)
+    facts.live_max_auc_drop = live_max_auc_drop
     temporary = path.with_suffix(".html.tmp")
     temporary.write_text(build_report(facts), encoding="utf-8")
     temporary.replace(path)

@@ -1,7 +1,7 @@
 """Section 4: evaluation. Every metric on every slice against the baseline, the verdicts, ROC, calibration."""
 
 from tfx_pipeline import node_ids
-from tfx_pipeline.reporting import evaluation_plots
+from tfx_pipeline.reporting import evaluation_plots, live_quality
 from tfx_pipeline.reporting.evaluation import (
     CHANGE_RANGE,
     INTERVAL_NOTE,
@@ -10,7 +10,7 @@ from tfx_pipeline.reporting.evaluation import (
     format_value,
 )
 from tfx_pipeline.reporting.html import charts
-from tfx_pipeline.reporting.html.page import Html, badge, join, section, table, tag
+from tfx_pipeline.reporting.html.page import Html, badge, join, key_values, section, table, tag
 from tfx_pipeline.reporting.run_report.facts import RunFacts
 from tfx_pipeline.reporting.run_summary import RATE_METRICS
 
@@ -21,6 +21,54 @@ def _verdict(verdict: str) -> Html:
     return (
         badge(verdict, VERDICT_BADGES.get(verdict, "")) if verdict not in ("", "-") else Html("-")
     )
+
+
+def live_quality_block(facts: RunFacts) -> list[Html]:
+    """The served version on this run's span next to its evaluation AUC (reporting/live_quality.py)."""
+    evaluation = facts.summary.evaluation
+    live = live_quality.for_run(
+        facts.store, facts.pipeline_name, facts.executions, evaluation, facts.live_max_auc_drop
+    )
+    if live is None:
+        return []
+    title = tag("h3", "Live quality of the served version")
+    if not live.measured:
+        return [title, tag("p", f"Not measured: {live.note}.", class_="note", id="live-quality")]
+    verdict = live_quality.verdict(live)
+    kind = "fail" if live.significant_drop else "ok" if verdict.startswith("no ") else ""
+    scored = f"{live_quality.spans_text(live.spans)}: {live.example_count:,} eval rows"
+    if live.measured_in_run is not None:
+        scored += f" (from cache: measured in run {live.measured_in_run})"
+    evaluated = (
+        f"{format_estimate(live.evaluated_auc, within=RATE_RANGE)} on "
+        f"{live_quality.spans_text(live.evaluated_spans)}"
+        if live.evaluated_auc is not None
+        else "-"
+    )
+    calibration = live.calibration
+    rows = [
+        ("served version", str(live.version)),
+        ("scored", scored),
+        ("live AUC", format_estimate(live.auc, within=RATE_RANGE)),
+        ("evaluation AUC", evaluated),
+        ("change", live.change.text(signed=True) if live.change is not None else "-"),
+        ("verdict", badge(verdict, kind)),
+        (
+            "calibration",
+            f"mean prediction {calibration.mean_prediction:.3f}, observed positive rate "
+            f"{calibration.observed_rate:.3f}, expected calibration error "
+            f"{calibration.expected_calibration_error:.3f}"
+            if calibration is not None
+            else "-",
+        ),
+    ]
+    note = (
+        "The baseline of this evaluation is the served version, and this span is newer than "
+        "every span it was trained or evaluated on: its AUC here is its quality on newly "
+        "labelled data. A drop is significant when the whole 95% interval of the change "
+        "(from the two jackknife standard errors) lies below minus the limit."
+    )
+    return [title, tag("div", key_values(rows), id="live-quality"), tag("p", note, class_="note")]
 
 
 def evaluation_section(facts: RunFacts) -> Html:
@@ -72,6 +120,7 @@ def evaluation_section(facts: RunFacts) -> Html:
         parts.append(
             tag("p", "No earlier blessed model: no baseline to compare with.", class_="note")
         )
+    parts += live_quality_block(facts)
     if evaluation.slice_metrics:
         parts += [
             tag("h3", "AUC by slice"),

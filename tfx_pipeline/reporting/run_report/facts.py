@@ -31,6 +31,7 @@ class RunFacts:
     log_path: str | None = None
     failure: str | None = None  # the runner's one-line failure, when it knows one
     graph: PipelineGraph | None = None
+    live_max_auc_drop: float | None = None  # None: the Evaluator's max_auc_drop
 
     @property
     def by_node(self) -> dict[str, metadata.NodeExecution]:
