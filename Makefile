@@ -32,7 +32,7 @@ VERTEX_LOCATIONS = --image $(VERTEX_IMAGE) --pipeline-root $(VERTEX_BUCKET)/root
 	--data-root $(VERTEX_BUCKET)/data/taxi --serving-dir $(VERTEX_BUCKET)/serving
 
 .PHONY: setup hooks run serve serving-config test test-fast lint format vertex-compile vertex-submit \
-	bench bench-serving bench-warmup bench-scale clean
+	bench bench-serving bench-warmup bench-scale bench-drift clean
 
 setup: $(STAMP)
 
@@ -94,6 +94,11 @@ bench-warmup: setup
 # Cold runs at 15k, 100k and 1M generated rows (about 6 minutes): bench/results/scale.{json,png}.
 bench-scale: setup
 	$(BIN)/python bench/scale_bench.py $(ARGS)
+
+# False alarms and detection of the drift checks on the bundled data (about 10 minutes):
+# bench/results/drift.json and a table.
+bench-drift: setup
+	$(BIN)/python bench/drift_false_alarms.py $(ARGS)
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -10,11 +10,11 @@ import os
 import numpy as np
 import pytest
 
-from serving import request_log, rollback, versions
-from tests.conftest import DATA_ROOT
+from serving import request_log, request_schema, rollback, versions
+from tests.conftest import DATA_ROOT, SCHEMA_PATH
 from tfx_pipeline import inputs, layout
 from tfx_pipeline.components.atomic_pusher import push
-from tfx_pipeline.operations import history, monitor
+from tfx_pipeline.operations import history, monitor, rollback_log
 from tfx_pipeline.problems import ConfigProblems
 
 
@@ -44,6 +44,42 @@ def test_a_version_rolled_back_by_serving_is_never_pushed_again_by_the_pipeline(
     assert history._on_disk(str(base / str(kept)), kept, served) == "SERVED"
 
 
+def test_the_watch_loop_reads_the_rollback_log_serving_writes(tmp_path):
+    assert rollback_log.LOG_NAME == rollback.LOG_NAME
+    base = tmp_path / "taxi"
+    for version in (5, 12):
+        (base / str(version)).mkdir(parents=True)
+    record = rollback.rollback(str(base), reason="contract test")
+    (line,) = rollback_log.complete_lines(base / rollback_log.LOG_NAME)
+    event = rollback_log.rollback_event(line, base / rollback_log.LOG_NAME)
+    assert event.title == "rolled back to version 5 (from 12): contract test"
+    assert {key: event.details[key] for key in record} == record
+
+
+def test_the_server_checks_requests_against_the_schema_the_pusher_puts_in_each_version(tmp_path):
+    assert push.SERVED_SCHEMA_FILE == request_schema.SCHEMA_FILE
+    assert push.SERVED_SCHEMA_FILE in push.PUSH_RECORD_FILES
+    base = tmp_path / "taxi"
+    model = saved_model(tmp_path / "model", b"weights")
+
+    def with_schema(version: int) -> dict[str, bytes]:
+        return {push.SERVED_SCHEMA_FILE: SCHEMA_PATH.read_bytes()}
+
+    version, _ = push.push_atomically(model, str(base), now=100, extra_files=with_schema)
+    check = request_schema.RequestSchemaCheck(request_schema.RequestSchemaSettings())
+    schema = check.schema_for("taxi", version, str(base / str(version)))
+    assert schema is not None and schema.source == os.path.join(
+        base, str(version), push.SERVED_SCHEMA_FILE
+    )
+    assert "payment_type" in {rule.name for rule in schema.rules}
+    # The schema is a record of the push, not part of the model: the same model is not pushed
+    # again for it.
+    assert push.push_atomically(model, str(base), now=200, extra_files=with_schema) == (
+        version,
+        False,
+    )
+
+
 def test_a_push_in_progress_is_no_version_to_the_server(tmp_path):
     base = tmp_path / "taxi"
     for name in ("5", "12", f"{push.STAGING_PREFIX}13-abcd", f"{push.ROLLED_BACK_PREFIX}14", "x"):
@@ -55,10 +91,16 @@ def test_a_push_in_progress_is_no_version_to_the_server(tmp_path):
 def test_the_monitor_reads_the_request_log_the_server_writes(tmp_path):
     assert monitor.LOG_FILE_SUFFIX == request_log.FILE_SUFFIX
     assert monitor.LOG_METADATA_PREFIX == request_log.METADATA_PREFIX
-    assert (monitor.LOG_MODEL_KEY, monitor.LOG_VERSION_KEY, monitor.LOG_TIME_KEY) == (
+    assert (
+        monitor.LOG_MODEL_KEY,
+        monitor.LOG_VERSION_KEY,
+        monitor.LOG_TIME_KEY,
+        monitor.LOG_OUTPUT_PREFIX,
+    ) == (
         request_log.MODEL_KEY,
         request_log.VERSION_KEY,
         request_log.TIME_KEY,
+        request_log.OUTPUT_PREFIX,
     )
     logger = request_log.RequestLogger(
         request_log.RequestLogSettings(directory=str(tmp_path))
@@ -74,9 +116,11 @@ def test_the_monitor_reads_the_request_log_the_server_writes(tmp_path):
     from tensorflow.core.example import example_pb2
 
     features = example_pb2.Example.FromString(first).features.feature
-    # Features only: the server's metadata is stripped, the values are the request's.
-    assert sorted(features) == ["company", "fare"]
+    # The request's features and the model's outputs; the rest of the server's metadata is
+    # stripped.
+    assert sorted(features) == ["__log_output_probabilities", "company", "fare"]
     assert features["fare"].float_list.value == [12.5]
+    assert features["__log_output_probabilities"].float_list.value == [0.25]
     assert not example_pb2.Example.FromString(second).features.feature["company"].bytes_list.value
 
 

@@ -15,18 +15,27 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 PACKAGE = "tfx_pipeline"
-FOUNDATION = ("tfx_pipeline.problems", "tfx_pipeline.layout", "tfx_pipeline.node_ids")
+# Shared by every layer: problem reporting, paths, node ids, and the drift statistics (used by
+# the data gate and the monitor alike).
+FOUNDATION = (
+    "tfx_pipeline.problems",
+    "tfx_pipeline.layout",
+    "tfx_pipeline.node_ids",
+    "tfx_pipeline.drift",
+)
 # Each layer (a module or folder of tfx_pipeline) and what it may import from tfx_pipeline.
 # Components import only the foundation and their own folder; checked separately below.
 ALLOWED = {
     "tfx_pipeline.problems": (),
     "tfx_pipeline.layout": (),
     "tfx_pipeline.node_ids": (),
+    "tfx_pipeline.drift": (),
     "tfx_pipeline.metadata": FOUNDATION,
     "tfx_pipeline.metrics": (),
     "tfx_pipeline.resolvers": (*FOUNDATION, "tfx_pipeline.metadata", "tfx_pipeline.resolvers"),
     "tfx_pipeline.inputs": (*FOUNDATION, "tfx_pipeline.components.data_gate.policy"),
     "tfx_pipeline.cloud": FOUNDATION,
+    "tfx_pipeline.notifications": FOUNDATION,
     "tfx_pipeline.config": (
         *FOUNDATION,
         "tfx_pipeline.cloud",
@@ -56,6 +65,7 @@ ALLOWED = {
         "tfx_pipeline.components",
         "tfx_pipeline.reporting",
         "tfx_pipeline.operations",
+        "tfx_pipeline.notifications",
         "tfx_pipeline.runners.exit_codes",
     ),
     "tfx_pipeline.runners": (
@@ -67,6 +77,7 @@ ALLOWED = {
         "tfx_pipeline.pipeline",
         "tfx_pipeline.reporting",
         "tfx_pipeline.operations",
+        "tfx_pipeline.notifications",
         "tfx_pipeline.runners",
     ),
     # `python -m tfx_pipeline.monitor`, `.history`, `.report`, `.runs`, `.explain`: the commands.
@@ -80,9 +91,11 @@ ALLOWED = {
 TFX_FREE = (
     "tfx_pipeline/components/data_gate/policy.py",
     "tfx_pipeline/components/data_gate/gate.py",
+    "tfx_pipeline/components/data_gate/structure.py",
     "tfx_pipeline/components/atomic_pusher/push.py",
     "tfx_pipeline/components/atomic_pusher/model_card.py",
     "tfx_pipeline/components/arrow_csv_example_gen/csv_examples.py",
+    "tfx_pipeline/components/arrow_csv_example_gen/csv_errors.py",
     "tfx_pipeline/components/arrow_csv_example_gen/shuffle.py",
     "tfx_pipeline/components/gated_evaluator/rules.py",
     "tfx_pipeline/components/gated_evaluator/judge.py",
@@ -99,6 +112,7 @@ LIGHT = (
     "tfx_pipeline.metadata",
     "tfx_pipeline.inputs",
     "tfx_pipeline.config",
+    "tfx_pipeline.notifications.notifier",
     "tfx_pipeline.runners.settings",
     "tfx_pipeline.runners.local",
     "tfx_pipeline.runners.vertex",

@@ -156,41 +156,24 @@ def create_pipeline(config: config_lib.PipelineConfig) -> tfx_pipeline.Pipeline:
 
 def ingest_and_validate(config: config_lib.PipelineConfig, resolvers: ResolverFamily) -> Ingested:
     """ExampleGen on the latest span, its statistics and schema checks, and the DataGate."""
-    # The Arrow executor writes the same examples as CsvExampleGen's, several times faster.
-    example_gen_class = (
-        ArrowCsvExampleGen if config.arrow_csv_example_gen else components.CsvExampleGen
+    # The curated schema comes first: ExampleGen parses each column as it declares. An inferred
+    # schema (SchemaGen) needs ExampleGen's statistics, so then ExampleGen infers types itself.
+    curated_schema_gen = (
+        ImportSchemaGen(schema_file=config.schema_path).with_id(node_ids.IMPORT_SCHEMA_GEN)
+        if config.schema_path
+        else None
     )
-    example_gen = example_gen_class(
-        input_base=config.data_root,
-        input_config=example_gen_pb2.Input(
-            splits=[example_gen_pb2.Input.Split(name="single_split", pattern=layout.SPAN_PATTERN)]
-        ),
-        output_config=example_gen_pb2.Output(
-            split_config=example_gen_pb2.SplitConfig(
-                splits=[
-                    example_gen_pb2.SplitConfig.Split(
-                        name="train", hash_buckets=config.train_hash_buckets
-                    ),
-                    example_gen_pb2.SplitConfig.Split(
-                        name="eval", hash_buckets=config.eval_hash_buckets
-                    ),
-                ]
-            )
-        ),
-    ).with_id(node_ids.EXAMPLE_GEN)
+    example_gen = example_gen_node(
+        config, curated_schema_gen.outputs["schema"] if curated_schema_gen else None
+    )
 
     statistics_gen = components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(
         node_ids.STATISTICS_GEN
     )
 
-    if config.schema_path:
-        schema_gen = ImportSchemaGen(schema_file=config.schema_path).with_id(
-            node_ids.IMPORT_SCHEMA_GEN
-        )
-    else:
-        schema_gen = components.SchemaGen(
-            statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False
-        ).with_id(node_ids.SCHEMA_GEN)
+    schema_gen = curated_schema_gen or components.SchemaGen(
+        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False
+    ).with_id(node_ids.SCHEMA_GEN)
     schema = schema_gen.outputs["schema"]
 
     example_validator = components.ExampleValidator(
@@ -204,6 +187,7 @@ def ingest_and_validate(config: config_lib.PipelineConfig, resolvers: ResolverFa
         schema=schema,
         previous_statistics=previous_statistics.outputs["statistics"],
         policy=config.anomaly_policy_json,
+        examples=example_gen.outputs["examples"],
     ).with_id(node_ids.DATA_GATE)
 
     return Ingested(
@@ -221,6 +205,33 @@ def ingest_and_validate(config: config_lib.PipelineConfig, resolvers: ResolverFa
         schema=schema,
         data_gate=data_gate,
     )
+
+
+def example_gen_node(
+    config: config_lib.PipelineConfig, curated_schema: Channel | None
+) -> base_node.BaseNode:
+    """ExampleGen on the latest span, split into train and eval by hash.
+
+    The Arrow executor (the default) writes the same examples as CsvExampleGen's, several times
+    faster, and parses the columns the curated schema types as it declares; TFX's own executor
+    (`arrow_csv_example_gen=False`) takes no schema and infers every column's type per span.
+    """
+    split_config = example_gen_pb2.SplitConfig(
+        splits=[
+            example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=config.train_hash_buckets),
+            example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=config.eval_hash_buckets),
+        ]
+    )
+    arguments = {
+        "input_base": config.data_root,
+        "input_config": example_gen_pb2.Input(
+            splits=[example_gen_pb2.Input.Split(name="single_split", pattern=layout.SPAN_PATTERN)]
+        ),
+        "output_config": example_gen_pb2.Output(split_config=split_config),
+    }
+    if not config.arrow_csv_example_gen:
+        return components.CsvExampleGen(**arguments).with_id(node_ids.EXAMPLE_GEN)
+    return ArrowCsvExampleGen(**arguments, schema=curated_schema).with_id(node_ids.EXAMPLE_GEN)
 
 
 def training_window(

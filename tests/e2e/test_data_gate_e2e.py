@@ -1,8 +1,10 @@
-"""Bad data stops the run at the DataGate: eight mutations of the bundled span, run for real.
+"""Bad data stops the run: seven mutations of the bundled span stop at the DataGate, two at ExampleGen.
 
 Each case runs local_runner.py on a span with one kind of damage and checks that the run stops
 at the gate (exit 1, Transform never ran), that the console and the gate's report name the
-cause, and that the serving directory is byte-for-byte unchanged.
+cause, and that the serving directory is byte-for-byte unchanged. A file ExampleGen cannot read,
+or a value that does not parse as the schema's type, stops the run at ExampleGen, naming the
+file and the line.
 """
 
 import csv
@@ -27,8 +29,9 @@ def rows_of(span: int) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def drop_column(header, rows):
-    header.remove("payment_type")
-    return header, [{k: v for k, v in r.items() if k != "payment_type"} for r in rows]
+    # An optional column (its values may be empty): TFDV alone lets the span through.
+    header.remove("company")
+    return header, [{k: v for k, v in r.items() if k != "company"} for r in rows]
 
 
 def add_column(header, rows):
@@ -64,9 +67,8 @@ def latitude_out_of_chicago(header, rows):
 
 
 CASES = {
-    "missing column": (drop_column, "payment_type", "SCHEMA_MISSING_COLUMN"),
+    "missing column": (drop_column, "company", "SCHEMA_MISSING_COLUMN"),
     "extra column": (add_column, "driver_rating", "SCHEMA_NEW_COLUMN"),
-    "type change": (fare_as_text, "fare", "UNEXPECTED_DATA_TYPE"),
     "int out of range": (impossible_hour, "trip_start_hour", "INT_TYPE_BIG_INT"),
     "unexpected category": (
         unknown_payment_type,
@@ -92,7 +94,9 @@ def served(tmp_path_factory):
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_span_stops_at_the_gate_and_leaves_serving_untouched(case, served, request, tmp_path):
+def test_bad_span_stops_at_the_gate_and_leaves_serving_untouched(
+    case, served, request, tmp_path, notification_sink
+):
     mutate, feature, kind = CASES[case]
     data = served / case.replace(" ", "_")
     shutil.copytree(DATA_ROOT / "span-1", data / "span-1")
@@ -103,11 +107,18 @@ def test_bad_span_stops_at_the_gate_and_leaves_serving_untouched(case, served, r
         writer.writeheader()
         writer.writerows(rows)
     before = snapshot(served / "outputs" / "serving")
+    refused = len(notification_sink.received("data_refused"))
 
-    result = run_pipeline(served, "--data-root", str(data))
+    result = run_pipeline(served, "--data-root", str(data), *notification_sink.flags())
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert "DataGate" in result.stdout and "FAILED" in result.stdout
+    # The refusal reached the webhook, signed, naming the span and what the gate found.
+    notified = notification_sink.received("data_refused")
+    assert len(notified) == refused + 1, notified
+    event = notified[-1]
+    assert event["title"].startswith("span 2 refused by the data gate; nothing trained")
+    assert f"{feature}: {kind}" in event["details"]["error"], event
     failure = result.stdout.split("FAILED: ", 1)[1]
     assert failure.startswith("DataGate failed: DataGateError")
     assert f"{feature}: {kind}" in failure, failure
@@ -187,19 +198,50 @@ def test_drift_against_the_previous_span_is_checked_and_follows_the_policy(tmp_p
     assert "Transform" not in latest_run_states(tmp_path)
 
 
-def test_a_csv_with_a_broken_row_fails_in_example_gen_and_names_the_file(served):
-    data = served / "broken_row"
+def unterminated_quote(header, rows):
+    return header, rows[:300], '1,2,"an unterminated quote\n'
+
+
+def fare_as_text_rows(header, rows):
+    return (*fare_as_text(header, rows), "")
+
+
+# What ExampleGen cannot read: (mutation returning header, rows and a raw tail, what it says).
+EXAMPLE_GEN_CASES = {
+    "broken row": (unterminated_quote, "line 302 has 3 fields where the header has 18"),
+    # The schema says FLOAT: the value is refused where it is read, not guessed to be a string.
+    "type change": (
+        fare_as_text_rows,
+        "as the schema declares: column fare is FLOAT but line 2 has 'n/a'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(EXAMPLE_GEN_CASES))
+def test_a_csv_example_gen_cannot_read_fails_naming_the_file_and_line(
+    case, served, notification_sink
+):
+    mutate, message = EXAMPLE_GEN_CASES[case]
+    data = served / case.replace(" ", "_")
     shutil.copytree(DATA_ROOT / "span-1", data / "span-1")
-    header, rows = rows_of(2)
+    header, rows, tail = mutate(*rows_of(2))
     (data / "span-2").mkdir(parents=True)
     with open(data / "span-2" / "data.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=header)
         writer.writeheader()
-        writer.writerows(rows[:300])
-        handle.write('1,2,"an unterminated quote\n')
+        writer.writerows(rows)
+        handle.write(tail)
     before = snapshot(served / "outputs" / "serving")
-    result = run_pipeline(served, "--data-root", str(data))
+    failed = len(notification_sink.received("run_failed"))
+    result = run_pipeline(served, "--data-root", str(data), *notification_sink.flags())
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "FAILED: CsvExampleGen failed" in result.stdout
-    assert str(data / "span-2" / "data.csv") in result.stdout
+    failure = result.stdout.split("FAILED: ", 1)[1]
+    assert failure.startswith("CsvExampleGen failed: ValueError: ")
+    notified = notification_sink.received("run_failed")
+    assert len(notified) == failed + 1, notified
+    assert notified[-1]["title"].startswith("run failed at CsvExampleGen; still serving version")
+    assert message in notified[-1]["details"]["error"]
+    assert str(data / "span-2" / "data.csv") in failure
+    assert message in failure, failure
+    assert "DataGate" not in latest_run_states(served)
     assert snapshot(served / "outputs" / "serving") == before

@@ -10,6 +10,7 @@
 """
 
 import csv
+import json
 import math
 import os
 import pathlib
@@ -95,21 +96,30 @@ def latest_run_states(workspace):
 
 
 @pytest.fixture(scope="module")
-def cold_run(workspace):
-    return run_pipeline(workspace, "--min-auc", "0.6")
+def cold_run(workspace, notification_sink):
+    return run_pipeline(workspace, "--min-auc", "0.6", *notification_sink.flags())
 
 
-def test_cold_run_completes_every_component_and_pushes(cold_run, workspace):
+def test_cold_run_completes_every_component_and_pushes(cold_run, workspace, notification_sink):
     assert cold_run.returncode == 0, cold_run.stdout + cold_run.stderr
     states = latest_run_states(workspace)
     assert set(states) == set(COMPONENT_IDS)
     assert set(states.values()) == {"COMPLETE"}, states
     (version,) = versions(workspace)
     assert version.isdigit()
-    assert (
-        f"Pushed:          {workspace / 'outputs' / 'serving' / 'taxi' / version}"
-        in cold_run.stdout
-    )
+    path = workspace / "outputs" / "serving" / "taxi" / version
+    assert f"Pushed:          {path}" in cold_run.stdout
+    # The push reached the webhook, signed, and the JSONL file.
+    (pushed,) = [
+        body
+        for body in notification_sink.received("pushed")
+        if body["details"]["path"] == str(path)
+    ]
+    assert pushed["text"].startswith(f"taxi: version {version} pushed (AUC 0.")
+    assert pushed["details"]["previous_version"] is None
+    assert "Notified:" in cold_run.stdout
+    logged = [json.loads(line) for line in notification_sink.jsonl.read_text().splitlines()]
+    assert any(line.get("id") == pushed["id"] for line in logged), logged
 
 
 def test_cold_run_is_infra_validated_and_pushes_the_warm_model(cold_run, workspace):
@@ -524,7 +534,7 @@ def test_a_model_that_cannot_be_served_is_not_infra_blessed_and_not_pushed(
 
 
 @pytest.fixture(scope="module")
-def scrambled_slice_run(broken_signature_run, workspace):
+def scrambled_slice_run(broken_signature_run, workspace, notification_sink):
     """Span 4: both bundled spans (about 15k trips), Credit Card labels replaced by coin flips.
 
     The flips keep the slice's share of big tippers, so no column's overall picture changes
@@ -546,12 +556,21 @@ def scrambled_slice_run(broken_signature_run, workspace):
         writer.writerows(rows)
     before = snapshot(workspace / "outputs" / "serving")
     result = run_pipeline(
-        workspace, "--min-auc", "0.6", "--max-auc-drop", "0.2", "--min-slice-auc", "0.6"
+        workspace,
+        "--min-auc",
+        "0.6",
+        "--max-auc-drop",
+        "0.2",
+        "--min-slice-auc",
+        "0.6",
+        *notification_sink.flags(),
     )
     return result, before
 
 
-def test_a_slice_made_worse_fails_its_gate_and_is_named(scrambled_slice_run, workspace):
+def test_a_slice_made_worse_fails_its_gate_and_is_named(
+    scrambled_slice_run, workspace, notification_sink
+):
     result, before = scrambled_slice_run
     assert result.returncode == 3, result.stdout + result.stderr
     assert "Blessed:         NO" in result.stdout
@@ -560,6 +579,13 @@ def test_a_slice_made_worse_fails_its_gate_and_is_named(scrambled_slice_run, wor
     assert "Infra validated: yes" in result.stdout
     assert "Pushed:          nothing (not pushed: the model was not blessed)" in result.stdout
     assert snapshot(workspace / "outputs" / "serving") == before
+    (event,) = [
+        body
+        for body in notification_sink.received("not_blessed")
+        if body["details"].get("span") == 4
+    ]
+    assert "new model not blessed, nothing pushed; still serving version" in event["text"]
+    assert any("payment_type=Credit Card" in reason for reason in event["details"]["reasons"])
 
 
 def test_an_unblessed_runs_report_names_the_failing_slice(scrambled_slice_run, chromium, tmp_path):
@@ -718,4 +744,5 @@ def test_explain_names_the_reused_execution_and_the_changed_input(
 
     unknown = explain(new_span, "NoSuchComponent")
     assert unknown.returncode == 2
-    assert "its components are: CsvExampleGen, " in unknown.stderr
+    # In run order: the curated schema first, since ExampleGen parses columns by it.
+    assert "its components are: ImportSchemaGen, CsvExampleGen, " in unknown.stderr

@@ -12,8 +12,10 @@ import random
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -22,7 +24,7 @@ from serving.client import ServingClient
 from serving.request_log import RequestLogSettings
 from serving.server import ModelServer
 from serving.versions import ModelSpec
-from tests.conftest import read_csv_rows, write_sample_spans
+from tests.conftest import REPO_ROOT, read_csv_rows, write_sample_spans
 from tests.e2e.test_e2e import FAST_FLAGS, SAMPLE_ROWS, runner_command, runner_env
 from tfx_pipeline.operations import monitor
 
@@ -46,10 +48,11 @@ def wait_for(condition, timeout: float, what: str, watch=None):
 class WatchProcess:
     """`local_runner.py --watch` as a user starts it, its console lines collected."""
 
-    def __init__(self, workspace) -> None:
+    def __init__(self, workspace, *flags) -> None:
         command = runner_command(
             workspace,
             *FAST_FLAGS,
+            *flags,
             "--min-auc",
             "0.6",
             "--max-auc-drop",
@@ -84,7 +87,7 @@ def rows_as_instances(rows):
 
 
 @pytest.fixture(scope="module")
-def loop(tmp_path_factory):
+def loop(tmp_path_factory, notification_sink):
     workspace = tmp_path_factory.mktemp("watch")
     write_sample_spans(workspace / "data", SAMPLE_ROWS)
     model_dir = workspace / "outputs" / "serving" / "taxi"
@@ -97,9 +100,9 @@ def loop(tmp_path_factory):
         # Files complete within half a second, so the monitor sees them at once.
         request_log=RequestLogSettings(directory=str(log_dir), max_file_seconds=0.5),
     ).start()
-    watch = WatchProcess(workspace)
+    watch = WatchProcess(workspace, *notification_sink.flags())
     try:
-        yield workspace, server, watch, log_dir
+        yield workspace, server, watch, log_dir, notification_sink
     finally:
         if watch.process.poll() is None:
             watch.process.kill()
@@ -113,10 +116,64 @@ def send(server, rows) -> None:
         client.predict_rows("taxi", batch, signature_name=features.SERVING_RAW_SIGNATURE)
 
 
-def run_monitor(workspace, log_dir, capsys) -> tuple[int, str]:
+def run_monitor(workspace, log_dir, capsys, *flags) -> tuple[int, str]:
     capsys.readouterr()
-    code = monitor.main(["--log-dir", str(log_dir), "--output-dir", str(workspace / "outputs")])
+    code = monitor.main(
+        [
+            "--log-dir",
+            str(log_dir),
+            "--output-dir",
+            str(workspace / "outputs"),
+            "--data-root",
+            str(workspace / "data"),
+            *flags,
+        ]
+    )
     return code, capsys.readouterr().out
+
+
+def send_window(server, rows, calls_before: int) -> float:
+    """Sends `rows`, waits until they are logged in complete files; returns when it started."""
+    started = time.time()
+    send(server, rows)
+    calls = calls_before + (len(rows) + 24) // 25
+    wait_for(lambda: logged_requests(server) >= calls, 30, f"{len(rows)} more logged rows")
+    time.sleep(1.5)  # the writer completes files older than max_file_seconds
+    return started
+
+
+def prometheus(server) -> str:
+    with urllib.request.urlopen(server.url + "/monitoring/prometheus/metrics") as response:
+        return response.read().decode()
+
+
+def schema_violations(server, version: int) -> dict[tuple[str, str], float]:
+    """The server's per-request schema check: rows out of the schema by (feature, reason)."""
+    found = {}
+    pattern = re.compile(
+        r"^:tensorflow:serving:rest:request_schema_violation_count\{(.*)\} (\S+)$", re.MULTILINE
+    )
+    for labels, value in pattern.findall(prometheus(server)):
+        named = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        if named.get("version") == str(version):
+            found[(named["feature"], named["reason"])] = float(value)
+    return found
+
+
+def checked_rows(server, version: int) -> float:
+    pattern = re.compile(
+        r"^:tensorflow:serving:rest:request_schema_checked_row_count\{(.*)\} (\S+)$", re.MULTILINE
+    )
+    return sum(
+        float(value)
+        for labels, value in pattern.findall(prometheus(server))
+        if f'version="{version}"' in labels
+    )
+
+
+def window_hours(started: float) -> str:
+    """A monitoring window reaching back just before `started`."""
+    return f"{(time.time() - started + 0.3) / 3600:.6f}"
 
 
 def logged_requests(server) -> int:
@@ -125,7 +182,8 @@ def logged_requests(server) -> int:
 
 
 def test_the_loop_serves_monitors_and_retrains_without_a_server_restart(loop, capsys):
-    workspace, server, watch, log_dir = loop
+    workspace, server, watch, log_dir, sink = loop
+    model_dir = workspace / "outputs" / "serving" / "taxi"
     # 1. The first cycle ingests span 2 and pushes; the running server loads it.
     wait_for(
         lambda: watch.run_lines() and server.manager.loaded_versions("taxi"),
@@ -142,16 +200,31 @@ def test_the_loop_serves_monitors_and_retrains_without_a_server_restart(loop, ca
     assert plain.returncode == 2, plain.stdout + plain.stderr
     assert f"another pipeline run (process {watch.process.pid})" in plain.stderr
 
-    # 3. Requests drawn from the training data: no alert, compared with that version's stats.
+    # 3. Requests drawn from the training data: no alert, compared with that version's stats,
+    # in windows of several sizes (each window after the first also against the one before).
     rows = read_csv_rows(workspace / "data" / "span-2" / "data.csv")
     random.Random(3).shuffle(rows)
     send(server, rows[:250])
     wait_for(lambda: logged_requests(server) >= 10, 30, "250 logged rows")
     time.sleep(1.5)  # the writer completes files older than max_file_seconds
-    code, out = run_monitor(workspace, log_dir, capsys)
+    code, out = run_monitor(workspace, log_dir, capsys, *sink.flags())
     assert code == monitor.EXIT_OK, out
     assert f"Requests:  250 answered by version {first}" in out
     assert str(workspace / "outputs" / "pipeline_root" / "StatisticsGen") in out
+    # 500 rows, then 1,000 more: the 1,000-row window is also compared with the window of the
+    # same length before it, which holds (most of) the 500; then one window over all 1,500.
+    started = send_window(server, rows[250:750], logged_requests(server))
+    latest = send_window(server, rows[750:1750], logged_requests(server))
+    code, out = run_monitor(workspace, log_dir, capsys, "--window-hours", window_hours(latest))
+    assert code == monitor.EXIT_OK, out
+    assert f"Requests:  1000 answered by version {first}" in out
+    earlier = re.search(r"vs previous window: (\d+) requests in the previous window", out)
+    assert earlier and int(earlier.group(1)) >= 200, out
+    code, out = run_monitor(workspace, log_dir, capsys, "--window-hours", window_hours(started))
+    assert code == monitor.EXIT_OK, out
+    assert f"Requests:  1500 answered by version {first}" in out
+    steady = rows[1750:]
+    assert not sink.received("monitor_alert")
 
     # 4. A new span lands: the loop trains it, and the same server serves the new version.
     span_2 = (workspace / "data" / "span-2" / "data.csv").read_text().splitlines(keepends=True)
@@ -173,17 +246,34 @@ def test_the_loop_serves_monitors_and_retrains_without_a_server_restart(loop, ca
     )
     status = ServingClient(server.url).model_status("taxi")["model_version_status"]
     assert {s["version"]: s["state"] for s in status}[str(second)] == "AVAILABLE"
+    # The labels of span 3 arrived: the served version's live quality on it, before retraining
+    # replaced it, next to its evaluation AUC.
+    label = f": Live: version {first} on span 3 ("
+    wait_for(lambda: any(label in line for line in watch.lines), 30, "the live line", watch)
+    live = next(line for line in watch.lines if label in line)
+    assert re.search(
+        r"\(\d[\d,]* rows\): AUC 0\.\d{4} \[.+\], evaluated 0\.\d{4} \[.+\] on span 2; "
+        r"change [+-]\d\.\d{4} \[.+\]: no significant drop \(limit 0\.2\); calibration: "
+        r"mean prediction \d\.\d{3}, observed \d\.\d{3} \(ECE \d\.\d{3}\)$",
+        live,
+    ), live
+    # Both pushes were notified, signed.
+    pushed = {body["details"]["version"] for body in sink.received("pushed")}
+    assert {first, second} <= pushed, pushed
 
     # 5. Fares times three: an alert naming fare, a trigger, and the loop consumes it honestly.
-    shifted = [dict(row, fare=str(float(row["fare"] or 0) * 3)) for row in rows[250:500]]
-    send(server, shifted)
-    wait_for(lambda: logged_requests(server) >= 20, 30, "500 logged rows")
-    time.sleep(1.5)
-    code, out = run_monitor(workspace, log_dir, capsys)
+    shifted = [dict(row, fare=str(float(row["fare"] or 0) * 3)) for row in steady[:250]]
+    send_window(server, shifted, logged_requests(server))
+    code, out = run_monitor(workspace, log_dir, capsys, *sink.flags())
     assert code == monitor.EXIT_ALERT, out
     assert f"Requests:  250 answered by version {second}" in out
-    assert "MOVED fare: Jensen-Shannon" in out
-    assert "not compared (answered by other versions): " + f"{first}: 250" in out
+    assert "MOVED (vs training data) fare: Jensen-Shannon" in out
+    assert "significant (p < 1e-12 at 250 vs" in out and "moved most: " in out
+    assert "not compared (answered by other versions): " + f"{first}: 1750" in out
+    assert f"Next:      nothing new to retrain on: version {second} was trained on span 3" in out
+    (alert,) = sink.received("monitor_alert")
+    assert alert["details"]["features_moved"] == ["fare"] and alert["details"]["version"] == second
+    assert "MOVED (vs training data) fare" in alert["text"]
     wait_for(lambda: len(watch.run_lines()) >= 3, RUN_TIMEOUT, "the alert's run", watch)
     third = watch.run_lines()[2]
     assert "monitor alert (fare) -> ran the pipeline on span 3: model unchanged" in third
@@ -191,6 +281,43 @@ def test_the_loop_serves_monitors_and_retrains_without_a_server_restart(loop, ca
     assert server.manager.loaded_versions("taxi") == [second]
     triggers = workspace / "outputs" / "monitoring" / "triggers"
     assert not list(triggers.glob("*.json")) and list((triggers / "consumed").glob("*.json"))
+
+    # The server checks each row against the schema the Pusher put into the version: the
+    # training-like rows broke nothing; a payment type outside the schema's list is counted
+    # (and answered as usual).
+    assert schema_violations(server, first) == {}
+    assert checked_rows(server, first) >= 1750
+    odd = [dict(row, payment_type="Bitcoin") for row in steady[250:253]]
+    send(server, odd)
+    violations = schema_violations(server, second)
+    assert violations.get(("payment_type", "unknown_category")) == 3, violations
+
+    # An operator rolls back: the server swaps to the first version, and the watch loop tells
+    # the notification sinks who did it and why.
+    rolled = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "serving.rollback",
+            "--model_base_path",
+            str(model_dir),
+            "--reason",
+            "e2e: fares look wrong",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+    )
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    wait_for(lambda: sink.received("rollback"), 30, "the rollback notification", watch)
+    (rollback,) = sink.received("rollback")
+    assert rollback["details"]["reason"] == "e2e: fares look wrong", rollback
+    assert (rollback["details"]["from_version"], rollback["details"]["to_version"]) == (
+        second,
+        first,
+    ), rollback
+    wait_for(lambda: server.manager.loaded_versions("taxi") == [first], 30, "the rollback", watch)
 
     # The watcher never loads TensorFlow: every run is its own process.
     status = (pathlib.Path("/proc") / str(watch.process.pid) / "status").read_text()

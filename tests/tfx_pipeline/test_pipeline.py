@@ -44,10 +44,14 @@ def test_component_ids_in_a_valid_run_order(config):
 
 def test_key_edges(config):
     pipeline = pipeline_lib.create_pipeline(config)
+    # ExampleGen parses each column as the curated schema declares.
+    assert upstream_ids(pipeline, "CsvExampleGen") == {"ImportSchemaGen"}
     # Transform waits for the data gate: refused data never reaches training.
     assert upstream_ids(pipeline, "Transform") == {"CsvExampleGen", "ImportSchemaGen", "DataGate"}
     assert upstream_ids(pipeline, "ExampleValidator") == {"StatisticsGen", "ImportSchemaGen"}
+    # The gate reads the new span's values (CsvExampleGen) for drift against the previous span.
     assert upstream_ids(pipeline, "DataGate") == {
+        "CsvExampleGen",
         "ExampleValidator",
         "StatisticsGen",
         "ImportSchemaGen",
@@ -123,6 +127,17 @@ def test_inferred_schema_variant_uses_schema_gen(config):
     pipeline = pipeline_lib.create_pipeline(dataclasses.replace(config, schema_path=None))
     assert upstream_ids(pipeline, "SchemaGen") == {"StatisticsGen"}
     assert "ImportSchemaGen" not in [c.id for c in pipeline.components]
+    # No schema exists before ExampleGen: it infers column types from the span.
+    assert upstream_ids(pipeline, "CsvExampleGen") == set()
+
+
+def test_tfx_csv_example_gen_variant_takes_no_schema(config):
+    pipeline = pipeline_lib.create_pipeline(
+        dataclasses.replace(config, arrow_csv_example_gen=False)
+    )
+    by_id = {c.id: c for c in pipeline.components}
+    assert type(by_id["CsvExampleGen"]).__name__ == "CsvExampleGen"
+    assert upstream_ids(pipeline, "CsvExampleGen") == set()
 
 
 def test_module_code_is_found_by_dotted_path_and_fingerprinted(config):

@@ -24,8 +24,12 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 
+from models import features
 from tfx_pipeline import config as config_lib
 from tfx_pipeline import inputs, layout, metadata
+from tfx_pipeline.notifications import config as notifications_config
+from tfx_pipeline.notifications import events as notification_events
+from tfx_pipeline.notifications.notifier import Notifier
 from tfx_pipeline.problems import EXIT_USAGE, ConfigProblems, print_problems, raise_if_any
 
 DEFAULT_CONFIG = layout.MONITORING_CONFIG
@@ -43,12 +47,22 @@ LOG_METADATA_PREFIX = "__log_"
 LOG_MODEL_KEY = "__log_model_name"
 LOG_VERSION_KEY = "__log_model_version"
 LOG_TIME_KEY = "__log_time_micros"
+LOG_OUTPUT_PREFIX = "__log_output_"
 
 STATUS_OK = "ok"
 STATUS_ALERT = "alert"
 STATUS_TOO_FEW = "too_few_requests"
-L_INFINITY = "infinity_norm"
-JENSEN_SHANNON = "jensen_shannon_divergence"
+# The report's checks, and how its lines name them.
+CHECK_SKEW = "training"
+CHECK_WINDOW = "previous_window"
+CHECK_PREDICTIONS = "predictions"
+CHECKS = {
+    CHECK_SKEW: "vs training data",
+    CHECK_WINDOW: "vs previous window",
+    CHECK_PREDICTIONS: "predictions vs eval split",
+}
+# How prediction drift names the model's output in a report.
+PREDICTION_FEATURE = "prediction"
 
 EPILOG = f"""\
 exit status:
@@ -71,6 +85,11 @@ class MonitorConfig:
     numeric_threshold: float
     feature_thresholds: dict[str, float]
     alert_on_schema_anomalies: bool
+    false_alarm_rate: float = 0.01
+
+    def threshold(self, feature: str, categorical: bool) -> float:
+        default = self.categorical_threshold if categorical else self.numeric_threshold
+        return self.feature_thresholds.get(feature, default)
 
 
 def read_config(path: pathlib.Path) -> MonitorConfig:
@@ -84,6 +103,7 @@ def read_config(path: pathlib.Path) -> MonitorConfig:
         "skew_thresholds",
         "feature_thresholds",
         "alert_on_schema_anomalies",
+        "false_alarm_rate",
     }
     problems += [f"unknown key {key!r}" for key in sorted(set(raw) - known)]
     features = raw.get("features")
@@ -108,6 +128,9 @@ def read_config(path: pathlib.Path) -> MonitorConfig:
     window_hours = raw.get("window_hours", 24)
     if not isinstance(window_hours, int | float) or window_hours <= 0:
         problems.append(f"window_hours must be a positive number, got {window_hours!r}")
+    false_alarm_rate = raw.get("false_alarm_rate", 0.01)
+    if not isinstance(false_alarm_rate, int | float) or not 0 < false_alarm_rate < 1:
+        problems.append(f"false_alarm_rate must be a number in (0, 1), got {false_alarm_rate!r}")
     raise_if_any(problems, f"monitoring config {path}")
     return MonitorConfig(
         features=tuple(features),
@@ -117,6 +140,7 @@ def read_config(path: pathlib.Path) -> MonitorConfig:
         numeric_threshold=float(numeric),
         feature_thresholds={k: float(v) for k, v in raw.get("feature_thresholds", {}).items()},
         alert_on_schema_anomalies=bool(raw.get("alert_on_schema_anomalies", True)),
+        false_alarm_rate=float(false_alarm_rate),
     )
 
 
@@ -136,8 +160,14 @@ def completed_log_files(log_dir: pathlib.Path) -> list[pathlib.Path]:
     )
 
 
-def read_request_log(log_dir: pathlib.Path, model_name: str, since_micros: int) -> LoggedRequests:
-    """Rows of `model_name` logged at or after `since_micros`, metadata features removed."""
+def read_request_log(
+    log_dir: pathlib.Path, model_name: str, since_micros: int, until_micros: int | None = None
+) -> LoggedRequests:
+    """Rows of `model_name` logged in [since_micros, until_micros), input features and outputs.
+
+    The log's own metadata is removed, except the model's outputs (`__log_output_*`), which the
+    prediction drift check reads and the feature checks ignore.
+    """
     import tensorflow as tf
     from tensorflow.core.example import example_pb2
 
@@ -151,19 +181,29 @@ def read_request_log(log_dir: pathlib.Path, model_name: str, since_micros: int) 
             if feature[LOG_MODEL_KEY].bytes_list.value[:1] != [model_name.encode()]:
                 continue
             logged_at = feature[LOG_TIME_KEY].int64_list.value[0]
-            if logged_at < since_micros:
+            if logged_at < since_micros or (until_micros is not None and logged_at >= until_micros):
                 continue
             version = feature[LOG_VERSION_KEY].int64_list.value[0]
             for key in [k for k in feature if k.startswith(LOG_METADATA_PREFIX)]:
-                del feature[key]
+                if not key.startswith(LOG_OUTPUT_PREFIX):
+                    del feature[key]
             by_version.setdefault(version, []).append(example.SerializeToString())
             if newest is None or logged_at > newest[0]:
                 newest = (logged_at, version)
     return LoggedRequests(by_version, len(files), newest[1] if newest else None)
 
 
-def training_statistics_path(metadata_path: str, pipeline_name: str, version: int) -> str:
-    """FeatureStats.pb of the train split the pushed `version` was trained on (MLMD lineage).
+@dataclasses.dataclass(frozen=True)
+class ServedVersion:
+    """What a pushed version is compared with, found through MLMD lineage."""
+
+    training_statistics: str  # FeatureStats.pb of the train split it was trained on
+    trained_span: int | None
+    evaluation: str | None  # the evaluation that blessed it (its eval-split predictions)
+
+
+def served_version(metadata_path: str, pipeline_name: str, version: int) -> ServedVersion:
+    """The training statistics, span and blessing evaluation of the pushed `version`.
 
     Raises LookupError naming what is missing.
     """
@@ -174,7 +214,8 @@ def training_statistics_path(metadata_path: str, pipeline_name: str, version: in
             f"version {version} was not pushed by pipeline {pipeline_name!r} "
             f"(no Pusher record in {metadata_path})"
         )
-    examples = metadata.training_examples(store, pushes[-1].model_id)
+    push = pushes[-1]
+    examples = metadata.training_examples(store, push.model_id)
     # Trained on several spans: the newest stands for them (the others passed the drift gate).
     statistics = metadata.statistics_of(store, examples[-1].id) if examples else None
     if statistics is None:
@@ -182,34 +223,23 @@ def training_statistics_path(metadata_path: str, pipeline_name: str, version: in
     path = os.path.join(statistics.uri, "Split-train", "FeatureStats.pb")
     if not os.path.exists(path):
         raise LookupError(f"training statistics of version {version} are gone: {path}")
-    return path
-
-
-@dataclasses.dataclass(frozen=True)
-class FeatureSkew:
-    feature: str
-    comparator: str
-    value: float
-    threshold: float
-
-    @property
-    def moved(self) -> bool:
-        return self.value > self.threshold
-
-
-def _is_categorical(feature) -> bool:  # noqa: ANN001 - a schema_pb2.Feature
-    """String features. Integer categories (community areas) count as numbers: StatisticsGen
-    computes their statistics without the schema, as numbers, and skew needs both sides alike."""
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
-    return feature.type == schema_pb2.BYTES
+    span = metadata.custom_property(examples[-1], "span")
+    evaluation = (
+        metadata.evaluation_of_blessing(store, push.blessing_id) if push.blessing_id else None
+    )
+    return ServedVersion(
+        training_statistics=path,
+        trained_span=int(span) if span is not None else None,
+        evaluation=evaluation.uri if evaluation is not None else None,
+    )
 
 
 def monitored_schema(schema, config: MonitorConfig):  # noqa: ANN001, ANN201 - schema_pb2.Schema
-    """The schema restricted to the monitored features, with skew comparators from the config.
+    """The schema restricted to the monitored features, for validating the served rows.
 
     Features a request never carries (the label, the trip timestamp) are dropped so their absence
     is not an anomaly, and so is the dataset's minimum row count (min_requests decides that).
+    TFDV's comparators are cleared: skew and drift are measured by `tfx_pipeline.drift`.
     """
     from tensorflow_metadata.proto.v0 import schema_pb2
 
@@ -224,27 +254,87 @@ def monitored_schema(schema, config: MonitorConfig):  # noqa: ANN001, ANN201 - s
     for feature in kept:
         feature.ClearField("drift_comparator")
         feature.ClearField("skew_comparator")
-        threshold = config.feature_thresholds.get(feature.name)
-        if _is_categorical(feature):
-            comparator = feature.skew_comparator.infinity_norm
-            comparator.threshold = threshold or config.categorical_threshold
-        else:
-            comparator = feature.skew_comparator.jensen_shannon_divergence
-            comparator.threshold = threshold or config.numeric_threshold
-            # Quantile histograms: equal-width ones over heavy-tailed fares and distances put
-            # nearly every value in one bucket, so the divergence there measures the tail only.
-            comparator.source.type = schema_pb2.HistogramSelection.QUANTILES
         restricted.feature.append(feature)
     return restricted
 
 
-def compare(
-    serving_examples: list[bytes], training_statistics, schema, config: MonitorConfig
-) -> tuple[list[FeatureSkew], dict[str, list[str]]]:  # noqa: ANN001
-    """TFDV skew of the served rows against the training statistics, and their schema anomalies."""
+def example_values(records: Iterable[bytes], names: Iterable[str]) -> dict[str, list]:
+    """Each feature's first value per row (None where the row has none), from tf.Examples."""
+    from tensorflow.core.example import example_pb2
+
+    names = list(names)
+    values: dict[str, list] = {name: [] for name in names}
+    for record in records:
+        feature = example_pb2.Example.FromString(record).features.feature
+        for name in names:
+            found = None
+            if name in feature:
+                kind = feature[name].WhichOneof("kind")
+                listed = getattr(feature[name], kind).value if kind else []
+                found = listed[0] if len(listed) else None
+            values[name].append(found)
+    return values
+
+
+def feature_comparisons(
+    window: dict[str, list],
+    reference: dict,
+    config: MonitorConfig,
+    false_alarm_rate: float,
+) -> list:
+    """Each monitored feature of the window against `reference` (name -> drift.Distribution)."""
+    from tfx_pipeline import drift
+
+    samples, thresholds = {}, {}
+    for name in config.features:
+        if name not in reference:
+            continue
+        kind = reference[name].kind
+        samples[name] = drift.from_values(window.get(name, []), kind)
+        thresholds[name] = config.threshold(name, kind == drift.CATEGORICAL)
+    return drift.compare_all(reference, samples, thresholds, false_alarm_rate)
+
+
+def training_reference(training_statistics) -> dict:  # noqa: ANN001
+    """The training split's statistics as drift references, by feature."""
+    from tfx_pipeline import drift
+
+    return {
+        name: drift.from_statistics(stats)
+        for name, stats in drift.statistics_by_feature(training_statistics).items()
+    }
+
+
+def window_reference(window: dict[str, list], kinds: dict[str, str]) -> dict:
+    """An earlier window's raw values as drift references, by feature (kinds from training)."""
+    from tfx_pipeline import drift
+
+    return {name: drift.from_values(window[name], kind) for name, kind in kinds.items()}
+
+
+def prediction_comparison(
+    outputs: list, evaluation_uri: str, config: MonitorConfig, alpha_rate: float
+) -> list:
+    """The served predictions against the candidate's predictions on its eval split."""
+    from tfx_pipeline import drift
+    from tfx_pipeline.reporting import evaluation_plots
+
+    buckets = evaluation_plots.prediction_buckets(evaluation_uri)
+    if not buckets:
+        return []
+    present = sum(count for _, _, count in buckets)
+    reference = drift.Distribution(drift.NUMERIC, present=present, buckets=tuple(buckets))
+    sample = drift.from_values(outputs, drift.NUMERIC)
+    name = PREDICTION_FEATURE
+    return [drift.compare(name, reference, sample, config.numeric_threshold, alpha_rate)]
+
+
+def schema_anomalies(
+    serving_examples: list[bytes], schema, config: MonitorConfig
+) -> dict[str, list[str]]:  # noqa: ANN001
+    """TFDV's validation of the served rows against the schema (SERVING environment)."""
     import tensorflow as tf
     import tensorflow_data_validation as tfdv
-    from tensorflow_metadata.proto.v0 import anomalies_pb2
 
     checked = monitored_schema(schema, config)
     with tempfile.TemporaryDirectory(prefix="monitor-") as scratch:
@@ -253,29 +343,13 @@ def compare(
             for record in serving_examples:
                 writer.write(record)
         serving_statistics = tfdv.generate_statistics_from_tfrecord(
-            path,
-            # No schema, as StatisticsGen runs: both sides describe each feature alike.
-            stats_options=tfdv.StatsOptions(feature_allowlist=list(config.features)),
+            path, stats_options=tfdv.StatsOptions(feature_allowlist=list(config.features))
         )
-    skew_anomalies = tfdv.validate_statistics(
-        training_statistics, checked, serving_statistics=serving_statistics
-    )
-    skews = []
-    for info in skew_anomalies.drift_skew_info:
-        for measurement in info.skew_measurements:
-            l_infinity = measurement.type == anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY
-            comparator = L_INFINITY if l_infinity else JENSEN_SHANNON
-            skews.append(
-                FeatureSkew(
-                    ".".join(info.path.step), comparator, measurement.value, measurement.threshold
-                )
-            )
-    schema_anomalies = tfdv.validate_statistics(serving_statistics, checked, environment="SERVING")
-    problems = {
+    anomalies = tfdv.validate_statistics(serving_statistics, checked, environment="SERVING")
+    return {
         name: [f"{reason.short_description}: {reason.description}" for reason in info.reason]
-        for name, info in sorted(schema_anomalies.anomaly_info.items())
+        for name, info in sorted(anomalies.anomaly_info.items())
     }
-    return sorted(skews, key=lambda s: (not s.moved, -s.value)), problems
 
 
 @dataclasses.dataclass
@@ -290,27 +364,52 @@ class Report:
     version: int | None = None
     other_versions: dict[int, int] = dataclasses.field(default_factory=dict)
     training_statistics: str | None = None
-    skew: list[FeatureSkew] = dataclasses.field(default_factory=list)
+    # Each check's comparisons (tfx_pipeline.drift.Comparison), by CHECKS name.
+    checks: dict[str, list] = dataclasses.field(default_factory=dict)
+    previous_requests: int = 0
     schema_anomalies: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     alert_on_schema_anomalies: bool = True
+    false_alarm_rate: float = 0.01
+    trained_span: int | None = None
+    newest_span: int | None = None
 
     @property
-    def moved(self) -> list[FeatureSkew]:
-        return [s for s in self.skew if s.moved]
+    def moved(self) -> list[tuple[str, object]]:
+        """(check, comparison) of every feature that moved, in CHECKS order."""
+        return [(check, c) for check in CHECKS for c in self.checks.get(check, []) if c.moved]
+
+    @property
+    def features_moved(self) -> list[str]:
+        return list(dict.fromkeys(c.feature for _, c in self.moved))
+
+    def next_step(self) -> str:
+        """What the watch loop will do about an alert."""
+        if self.newest_span is not None and (
+            self.trained_span is None or self.newest_span > self.trained_span
+        ):
+            return f"local_runner.py --watch retrains on span {self.newest_span}"
+        span = f"span {self.trained_span}" if self.trained_span is not None else "its data"
+        return (
+            f"nothing new to retrain on: version {self.version} was trained on {span}; "
+            "the watch loop reruns the pipeline, which keeps the model until a new span lands"
+        )
 
     def to_json(self) -> dict:
         data = dataclasses.asdict(self)
         data["other_versions"] = {str(k): v for k, v in self.other_versions.items()}
-        for row in data["skew"]:
-            row["moved"] = row["value"] > row["threshold"]
-        data["features_moved"] = [s.feature for s in self.moved]
+        data["checks"] = {
+            check: [c.to_json() for c in comparisons] for check, comparisons in self.checks.items()
+        }
+        data["features_moved"] = self.features_moved
+        if self.status == STATUS_ALERT:
+            data["next_step"] = self.next_step()
         return data
 
     def summary_lines(self) -> Iterable[str]:
-        """The readable report: the verdict first, then each feature that moved and by how much."""
+        """The readable report: the verdict first, then what moved, by how much, how surely."""
         verdict = {
-            STATUS_OK: "OK: no monitored feature moved past its threshold",
-            STATUS_ALERT: "ALERT: the served data moved away from the training data",
+            STATUS_OK: "OK: nothing moved significantly past its threshold",
+            STATUS_ALERT: "ALERT: the served data moved",
             STATUS_TOO_FEW: (
                 f"TOO FEW REQUESTS: {self.requests} logged, {self.min_requests} needed to judge "
                 "(not an alert)"
@@ -327,50 +426,97 @@ class Report:
             yield f"           not compared (answered by other versions): {others}"
         if self.training_statistics:
             yield f"Compared with the training statistics {self.training_statistics}"
-        for skew in self.moved:
-            name = "L-infinity" if skew.comparator == L_INFINITY else "Jensen-Shannon"
+        if self.checks:
             yield (
-                f"  MOVED {skew.feature}: {name} {skew.value:.3f} > threshold {skew.threshold:g}"
+                f"A change counts when significant (at most {self.false_alarm_rate:.0%} false "
+                "alarms per report) and over its threshold"
             )
+        for check, comparison in self.moved:
+            yield f"  MOVED ({CHECKS[check]}) {comparison.text()}"
         for feature, reasons in self.schema_anomalies.items():
             for reason in reasons:
                 yield f"  SCHEMA {feature}: {reason}"
-        if self.skew:
-            steady = [f"{s.feature} {s.value:.3f}" for s in self.skew if not s.moved]
+        for check in CHECKS:
+            comparisons = self.checks.get(check)
+            if comparisons is None:
+                continue
+            steady = [
+                f"{c.feature} {c.distance:.3f}" + ("" if c.significant else " (not significant)")
+                for c in comparisons
+                if not c.moved
+            ]
+            if check == CHECK_WINDOW:
+                yield f"  {CHECKS[check]}: {self.previous_requests} requests in the previous window"
             if steady:
-                yield "  within thresholds: " + ", ".join(steady)
+                yield f"  within thresholds ({CHECKS[check]}): " + ", ".join(steady)
+        if self.status == STATUS_ALERT:
+            yield f"Next:      {self.next_step()}"
 
 
 def evaluate(
-    logged: LoggedRequests,
+    current: LoggedRequests,
     model_name: str,
     config: MonitorConfig,
     schema,  # noqa: ANN001 - schema_pb2.Schema
-    statistics_path_of: Callable[[int], str],
+    served_version_of: Callable[[int], ServedVersion],
     version: int | None = None,
+    previous: LoggedRequests | None = None,
+    newest_span: int | None = None,
 ) -> Report:
-    """The report for the requests of `version` (default: the newest that answered)."""
+    """The report for the requests of `version` (default: the newest that answered).
+
+    Three checks, each with a third of the false-alarm budget: the window against the training
+    data (skew), against the previous window of the same version (drift, when it had enough
+    requests), and the served predictions against the eval split's (prediction drift).
+    """
     import tensorflow_data_validation as tfdv
 
-    chosen = version if version is not None else logged.newest_version
-    rows = logged.by_version.get(chosen, []) if chosen is not None else []
+    chosen = version if version is not None else current.newest_version
+    rows = current.by_version.get(chosen, []) if chosen is not None else []
     report = Report(
         status=STATUS_TOO_FEW,
         model_name=model_name,
         created=datetime.datetime.now().isoformat(timespec="seconds"),
         window_hours=config.window_hours,
-        log_files=logged.files,
+        log_files=current.files,
         requests=len(rows),
         min_requests=config.min_requests,
         version=chosen,
-        other_versions={v: len(r) for v, r in logged.by_version.items() if v != chosen},
+        other_versions={v: len(r) for v, r in current.by_version.items() if v != chosen},
         alert_on_schema_anomalies=config.alert_on_schema_anomalies,
+        false_alarm_rate=config.false_alarm_rate,
+        newest_span=newest_span,
     )
     if len(rows) < config.min_requests:
         return report
-    report.training_statistics = statistics_path_of(chosen)
-    training = tfdv.load_stats_binary(report.training_statistics)
-    report.skew, report.schema_anomalies = compare(rows, training, schema, config)
+    served = served_version_of(chosen)
+    report.training_statistics = served.training_statistics
+    report.trained_span = served.trained_span
+    reference = training_reference(tfdv.load_stats_binary(served.training_statistics))
+    reference = {name: reference[name] for name in config.features if name in reference}
+    output_key = LOG_OUTPUT_PREFIX + features.PROBABILITY_OUTPUT
+    window = example_values(rows, [*reference, output_key])
+    earlier = previous.by_version.get(chosen, []) if previous is not None else []
+    report.previous_requests = len(earlier)
+    checks = [CHECK_SKEW]
+    if len(earlier) >= config.min_requests:
+        checks.append(CHECK_WINDOW)
+    predictions = [v for v in window[output_key] if v is not None]
+    if served.evaluation and predictions:
+        checks.append(CHECK_PREDICTIONS)
+    # A third of the budget per check, made or not: a report without the drift check is not
+    # allowed more false alarms per feature.
+    rate = config.false_alarm_rate / len(CHECKS)
+    report.checks[CHECK_SKEW] = feature_comparisons(window, reference, config, rate)
+    if CHECK_WINDOW in checks:
+        kinds = {name: dist.kind for name, dist in reference.items()}
+        before = window_reference(example_values(earlier, kinds), kinds)
+        report.checks[CHECK_WINDOW] = feature_comparisons(window, before, config, rate)
+    if CHECK_PREDICTIONS in checks:
+        report.checks[CHECK_PREDICTIONS] = prediction_comparison(
+            predictions, served.evaluation, config, rate
+        )
+    report.schema_anomalies = schema_anomalies(rows, schema, config)
     alert = bool(report.moved) or (config.alert_on_schema_anomalies and report.schema_anomalies)
     report.status = STATUS_ALERT if alert else STATUS_OK
     return report
@@ -444,6 +590,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--schema", type=pathlib.Path, default=DEFAULT_SCHEMA, help="default: %(default)s"
     )
     parser.add_argument(
+        "--data-root",
+        type=pathlib.Path,
+        default=layout.BUNDLED_DATA_ROOT,
+        help="the runner's --data-root: an alert says whether a newer span is there to retrain "
+        "on (default: %(default)s)",
+    )
+    parser.add_argument(
         "--window-hours",
         type=float,
         help="only requests logged this recently (default: the config's window_hours)",
@@ -458,7 +611,38 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="compare the requests of this version (default: the newest that answered)",
     )
+    notifications_config.add_argument(parser)
     return parser
+
+
+def notify_alert(
+    report: Report,
+    written: dict[str, pathlib.Path],
+    notifications: notifications_config.NotificationConfig,
+    pipeline_name: str,
+) -> None:
+    """Sends the alert to the sinks configured for monitor alerts: what moved, how far, how
+    surely, and what the loop will do."""
+    moved = report.features_moved or sorted(report.schema_anomalies)
+    with Notifier(notifications, pipeline=pipeline_name) as notifier:
+        notifier.notify(
+            notification_events.MONITOR_ALERT,
+            f"monitor alert on {report.model_name} version {report.version}: "
+            f"{', '.join(moved)} moved",
+            details={
+                "model_name": report.model_name,
+                "version": report.version,
+                "features_moved": report.features_moved,
+                "moved": [
+                    {"check": check, **comparison.to_json()} for check, comparison in report.moved
+                ],
+                "schema_anomalies": report.schema_anomalies,
+                "next_step": report.next_step(),
+                "report": str(written["json"]),
+                "trigger": str(written.get("trigger")),
+            },
+            summary_lines=list(report.summary_lines()),
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -489,6 +673,12 @@ def main(argv: list[str] | None = None) -> int:
             monitored_schema(schema, config)
         except ConfigProblems as error:
             problems += error.problems
+    notifications = notifications_config.NotificationConfig()
+    if args.notifications is not None:
+        try:
+            notifications = notifications_config.read_config(args.notifications)
+        except ConfigProblems as error:
+            problems += error.problems
     if problems:
         return print_problems(problems)
     config = dataclasses.replace(
@@ -497,14 +687,32 @@ def main(argv: list[str] | None = None) -> int:
         min_requests=args.min_requests or config.min_requests,
     )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    since = int((time.time() - config.window_hours * 3600) * 1e6)
-    logged = read_request_log(args.log_dir, args.model_name, since)
+    now = time.time()
+    window_micros = int(config.window_hours * 3600 * 1e6)
+    until = int(now * 1e6)
+    logged = read_request_log(args.log_dir, args.model_name, until - window_micros)
+    previous = read_request_log(
+        args.log_dir, args.model_name, until - 2 * window_micros, until - window_micros
+    )
+    try:
+        newest_span = layout.latest_span_number(args.data_root)
+    except OSError:
+        newest_span = None
 
-    def statistics_path_of(version: int) -> str:
-        return training_statistics_path(str(metadata_path), args.pipeline_name, version)
+    def served_version_of(version: int) -> ServedVersion:
+        return served_version(str(metadata_path), args.pipeline_name, version)
 
     try:
-        report = evaluate(logged, args.model_name, config, schema, statistics_path_of, args.version)
+        report = evaluate(
+            logged,
+            args.model_name,
+            config,
+            schema,
+            served_version_of,
+            args.version,
+            previous=previous,
+            newest_span=newest_span,
+        )
     except LookupError as error:
         return print_problems([f"cannot compare: {error}"])
     written = write_report(report, args.output_dir)
@@ -513,6 +721,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Report:    {written['json']}")
     if "trigger" in written:
         print(f"Trigger:   {written['trigger']} (local_runner.py --watch retrains on it)")
+    if report.status == STATUS_ALERT:
+        notify_alert(report, written, notifications, args.pipeline_name)
     return {STATUS_OK: EXIT_OK, STATUS_ALERT: EXIT_ALERT, STATUS_TOO_FEW: EXIT_TOO_FEW}[
         report.status
     ]

@@ -55,9 +55,29 @@ def log_requests(log_dir: pathlib.Path, rows: list[dict[str, str]], version: int
     logger.close()
 
 
-def evaluate(log_dir, config, schema, training_statistics_path) -> monitor.Report:
-    logged = monitor.read_request_log(log_dir, MODEL, since_micros=0)
-    return monitor.evaluate(logged, MODEL, config, schema, lambda _: training_statistics_path)
+def evaluate(
+    log_dir, config, schema, training_statistics_path, until=None, newest_span=None
+) -> monitor.Report:
+    """The monitor's report on the rows logged after `until` (all when None), the rows logged
+    before it as the previous window."""
+    logged = monitor.read_request_log(log_dir, MODEL, since_micros=until or 0)
+    previous = monitor.read_request_log(log_dir, MODEL, 0, until) if until else None
+    served = monitor.ServedVersion(training_statistics_path, trained_span=2, evaluation=None)
+    return monitor.evaluate(
+        logged,
+        MODEL,
+        config,
+        schema,
+        lambda _: served,
+        previous=previous,
+        newest_span=newest_span,
+    )
+
+
+def now_micros() -> int:
+    import time
+
+    return int(time.time() * 1e6)
 
 
 def test_requests_from_the_training_distribution_raise_no_alert(
@@ -67,23 +87,35 @@ def test_requests_from_the_training_distribution_raise_no_alert(
     report = evaluate(tmp_path, config, schema, training_statistics_path)
     assert report.status == monitor.STATUS_OK, list(report.summary_lines())
     assert (report.version, report.requests) == (VERSION, 300)
-    assert {s.feature for s in report.skew} == set(config.features)
+    assert {c.feature for c in report.checks[monitor.CHECK_SKEW]} == set(config.features)
     assert report.moved == [] and report.schema_anomalies == {}
+    # No previous window and no evaluation: those checks are not made, and not invented.
+    assert set(report.checks) == {monitor.CHECK_SKEW}
 
 
-def test_tripled_fares_alert_naming_fare(tmp_path, config, schema, training_statistics_path):
+def test_tripled_fares_alert_naming_fare_what_moved_and_what_happens_next(
+    tmp_path, config, schema, training_statistics_path
+):
     rows = [dict(row, fare=str(float(row["fare"]) * 3)) for row in held_out_rows(300)]
     log_requests(tmp_path, rows)
-    report = evaluate(tmp_path, config, schema, training_statistics_path)
+    report = evaluate(tmp_path, config, schema, training_statistics_path, newest_span=2)
     assert report.status == monitor.STATUS_ALERT
-    assert [s.feature for s in report.moved] == ["fare"]
-    (fare,) = report.moved
-    assert fare.comparator == monitor.JENSEN_SHANNON and fare.value > fare.threshold
+    assert report.features_moved == ["fare"]
+    ((check, fare),) = report.moved
+    assert check == monitor.CHECK_SKEW
+    assert fare.distance_name == "Jensen-Shannon" and fare.distance > fare.threshold == 0.04
+    assert fare.significant and fare.p_value < 1e-12
+    # What moved: the top fare deciles of training now hold most of the requests.
+    assert fare.changes[0].sample_share > 3 * fare.changes[0].reference_share, fare.text()
     text = "\n".join(report.summary_lines())
-    assert f"MOVED fare: Jensen-Shannon {fare.value:.3f} > threshold 0.3" in text
+    assert f"MOVED (vs training data) fare: Jensen-Shannon {fare.distance:.3f} > 0.04" in text
+    assert "significant (p < 1e-12 at 300 vs" in text and "moved most: " in text
+    assert "Next:      nothing new to retrain on: version" in text
+    newer = evaluate(tmp_path, config, schema, training_statistics_path, newest_span=3)
+    assert newer.next_step() == "local_runner.py --watch retrains on span 3"
 
 
-def test_a_new_payment_type_alerts_naming_payment_type(
+def test_a_new_payment_type_alerts_naming_payment_type_and_the_value(
     tmp_path, config, schema, training_statistics_path
 ):
     rows = held_out_rows(300)
@@ -91,10 +123,50 @@ def test_a_new_payment_type_alerts_naming_payment_type(
     log_requests(tmp_path, rows)
     report = evaluate(tmp_path, config, schema, training_statistics_path)
     assert report.status == monitor.STATUS_ALERT
-    assert [s.feature for s in report.moved] == ["payment_type"]
-    assert report.moved[0].comparator == monitor.L_INFINITY
+    assert report.features_moved == ["payment_type"]
+    (_, payment), *_ = report.moved
+    assert payment.distance_name == "L-infinity"
+    assert payment.changes[0].text() == "Crypto 0.0% -> 33.3%"
     assert list(report.schema_anomalies) == ["payment_type"]
     assert "Crypto" in report.schema_anomalies["payment_type"][0]
+
+
+def test_the_window_is_compared_with_the_previous_window_of_the_same_version(
+    tmp_path, config, schema, training_statistics_path
+):
+    log_requests(tmp_path, held_out_rows(250, seed=11))
+    boundary = now_micros()
+    log_requests(tmp_path, held_out_rows(250, seed=12))
+    steady = evaluate(tmp_path, config, schema, training_statistics_path, until=boundary)
+    assert steady.status == monitor.STATUS_OK, list(steady.summary_lines())
+    assert (steady.requests, steady.previous_requests) == (250, 250)
+    assert {c.feature for c in steady.checks[monitor.CHECK_WINDOW]} == set(config.features)
+
+    shifted = tmp_path / "shifted"
+    log_requests(shifted, held_out_rows(250, seed=11))
+    boundary = now_micros()
+    rows = held_out_rows(250, seed=12)
+    log_requests(
+        shifted, [dict(row, trip_miles=str(float(row["trip_miles"] or 0) * 2)) for row in rows]
+    )
+    report = evaluate(shifted, config, schema, training_statistics_path, until=boundary)
+    moved = {(check, c.feature) for check, c in report.moved}
+    assert (monitor.CHECK_WINDOW, "trip_miles") in moved, list(report.summary_lines())
+    assert "MOVED (vs previous window) trip_miles" in "\n".join(report.summary_lines())
+
+
+def test_a_window_too_small_to_judge_says_so_instead_of_alerting(
+    tmp_path, config, schema, training_statistics_path
+):
+    """Twenty rows with tripled fares move Jensen-Shannon past the threshold; significance at
+    that size decides, and a smaller min_requests lets the monitor judge them honestly."""
+    rows = [dict(row, fare=str(float(row["fare"]) * 1.3)) for row in held_out_rows(20)]
+    log_requests(tmp_path, rows)
+    small = dataclasses.replace(config, min_requests=10)
+    report = evaluate(tmp_path, small, schema, training_statistics_path)
+    fare = next(c for c in report.checks[monitor.CHECK_SKEW] if c.feature == "fare")
+    assert fare.over_threshold and not fare.significant, fare.text()
+    assert report.status == monitor.STATUS_OK
 
 
 def test_only_the_newest_version_is_compared_and_the_window_applies(
@@ -172,7 +244,9 @@ def test_bad_paths_and_flags_exit_2_naming_each(tmp_path, capsys):
 
 def test_threshold_overrides_per_feature(config, schema):
     tight = dataclasses.replace(config, feature_thresholds={"fare": 0.05})
+    assert tight.threshold("fare", categorical=False) == 0.05
+    assert tight.threshold("trip_miles", categorical=False) == config.numeric_threshold == 0.04
+    assert tight.threshold("payment_type", categorical=True) == config.categorical_threshold
     by_name = {f.name: f for f in monitor.monitored_schema(schema, tight).feature}
-    assert by_name["fare"].skew_comparator.jensen_shannon_divergence.threshold == 0.05
-    assert by_name["payment_type"].skew_comparator.infinity_norm.threshold == 0.15
     assert "tips" not in by_name and not by_name["fare"].HasField("drift_comparator")
+    assert not by_name["fare"].HasField("skew_comparator")

@@ -43,27 +43,30 @@ def test_top_values_follow_the_first_series_and_mark_values_another_lacks():
     assert second[0] == 0.4 and second[1] == 0.5 and math.isnan(second[2]) and second[3] == 0.1
 
 
-def test_every_drift_measurement_is_shown_with_its_threshold():
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import anomalies_pb2
-
+def test_every_drift_measurement_is_shown_with_its_threshold_and_significance():
+    from tfx_pipeline import drift
     from tfx_pipeline.reporting.run_report.data import drift_by_feature
 
-    drift = text_format.Parse(
-        """
-        drift_skew_info {
-          path { step: "fare" }
-          drift_measurements { type: JENSEN_SHANNON_DIVERGENCE value: 0.0312 threshold: 0.1 }
-        }
-        drift_skew_info {
-          path { step: "payment_type" }
-          drift_measurements { type: L_INFTY value: 0.2 threshold: 0.1 }
-        }
-        """,
-        anomalies_pb2.Anomalies(),
+    steady = drift.compare(
+        "fare",
+        drift.from_values([float(i % 50) for i in range(1000)], drift.NUMERIC),
+        drift.from_values([float(i % 50) for i in range(3, 1003)], drift.NUMERIC),
+        threshold=0.1,
+        alpha=0.001,
     )
-    assert drift_by_feature(drift) == {
-        "fare": ["Jensen-Shannon 0.031 (threshold 0.1)"],
-        "payment_type": ["L-infinity 0.200 (threshold 0.1)"],
-    }
+    moved = drift.compare(
+        "payment_type",
+        drift.from_values(["Cash"] * 700 + ["Credit Card"] * 300, drift.CATEGORICAL),
+        drift.from_values(["Cash"] * 400 + ["Credit Card"] * 600, drift.CATEGORICAL),
+        threshold=0.05,
+        alpha=0.001,
+    )
+    shown = drift_by_feature([steady.to_json(), moved.to_json()])
+    assert shown["fare"] == [
+        f"Jensen-Shannon {steady.distance:.3f} (threshold 0.1, p = {steady.p_value:.2g}): "
+        "not significant"
+    ]
+    (text,) = shown["payment_type"]
+    assert text.startswith("L-infinity 0.300 (threshold 0.05, p < 1e-12): drifted; ")
+    assert "Cash 70.0% -> 40.0%" in text and "Credit Card 30.0% -> 60.0%" in text
     assert drift_by_feature(None) == {}

@@ -30,6 +30,7 @@ def DataGate(  # noqa: N802 - TFX component names are class-like
     report: OutputArtifact[DataGateReport],
     policy: Parameter[str],
     previous_statistics: InputArtifact[standard_artifacts.ExampleStatistics] = None,
+    examples: InputArtifact[standard_artifacts.Examples] = None,
 ) -> None:
     """Fails the run when an anomaly or drift the policy marks `fail` is present."""
     gate.check(
@@ -39,4 +40,5 @@ def DataGate(  # noqa: N802 - TFX component names are class-like
         previous_statistics_uri=previous_statistics.uri if previous_statistics else None,
         policy=json.loads(policy),
         report_uri=report.uri,
+        examples_uri=examples.uri if examples else None,
     )

@@ -10,10 +10,11 @@ import json
 import math
 import os
 
-from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
+from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from tfx_pipeline import metadata, node_ids
 from tfx_pipeline.components.data_gate.gate import read_anomalies, read_drift
+from tfx_pipeline.drift import format_p
 from tfx_pipeline.reporting.html import charts
 from tfx_pipeline.reporting.html.page import Html, esc, join, section, table, tag
 from tfx_pipeline.reporting.run_report.facts import RunFacts
@@ -24,12 +25,6 @@ SPLITS = ("train", "eval")
 THIS_SPAN = "this span"
 PREVIOUS_SPAN = "previous span"
 TRAINING_DATA = "training data"
-# TFDV's drift distances as the report names them.
-DISTANCE_NAMES = {
-    "L_INFTY": "L-infinity",
-    "JENSEN_SHANNON_DIVERGENCE": "Jensen-Shannon",
-    "NORMALIZED_ABSOLUTE_DIFFERENCE": "normalized absolute difference",
-}
 # How the gate names findings about the whole data set rather than one feature.
 DATASET_NAMES = ("", "(dataset)", "dataset")
 
@@ -194,7 +189,7 @@ def training_statistics(facts: RunFacts) -> tuple[list[str], dict[str, FeatureCo
     return (spans, merged) if merged else None
 
 
-def gate_report(facts: RunFacts) -> tuple[list[dict], anomalies_pb2.Anomalies | None]:
+def gate_report(facts: RunFacts) -> tuple[list[dict], list[dict] | None]:
     """The data gate's findings and drift measurements (also when the gate failed the run)."""
     reports = facts.outputs(node_ids.DATA_GATE, "report")
     folders = [reports[0].uri] if reports else []
@@ -212,18 +207,26 @@ def gate_report(facts: RunFacts) -> tuple[list[dict], anomalies_pb2.Anomalies | 
     return [], None
 
 
-def drift_by_feature(drift: anomalies_pb2.Anomalies | None) -> dict[str, list[str]]:
+def drift_by_feature(drift: list[dict] | None) -> dict[str, list[str]]:
+    """Each feature's drift against the previous span: distance, threshold, significance."""
     found: dict[str, list[str]] = {}
-    if drift is None:
-        return found
-    for info in drift.drift_skew_info:
-        name = ".".join(info.path.step)
-        for measurement in info.drift_measurements:
-            kind = anomalies_pb2.DriftSkewInfo.Measurement.Type.Name(measurement.type)
-            found.setdefault(name, []).append(
-                f"{DISTANCE_NAMES.get(kind, kind)} {measurement.value:.3f} "
-                f"(threshold {measurement.threshold:g})"
+    for comparison in drift or []:
+        verdict = (
+            "drifted"
+            if comparison["moved"]
+            else ("significant" if comparison["significant"] else "not significant")
+        )
+        text = (
+            f"{comparison['distance']} {comparison['value']:.3f} "
+            f"(threshold {comparison['threshold']:g}, p {format_p(comparison['p_value'])}): "
+            f"{verdict}"
+        )
+        if comparison["moved"] and comparison["changes"]:
+            text += "; " + ", ".join(
+                f"{c['label']} {c['reference_share']:.1%} -> {c['sample_share']:.1%}"
+                for c in comparison["changes"]
             )
+        found.setdefault(comparison["feature"], []).append(text)
     return found
 
 
