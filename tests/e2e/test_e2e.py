@@ -744,5 +744,8 @@ def test_explain_names_the_reused_execution_and_the_changed_input(
 
     unknown = explain(new_span, "NoSuchComponent")
     assert unknown.returncode == 2
-    # In run order: the curated schema first, since ExampleGen parses columns by it.
-    assert "its components are: ImportSchemaGen, CsvExampleGen, " in unknown.stderr
+    # In run order: the curated schema before ExampleGen, which parses columns by it.
+    listed = unknown.stderr.split("its components are: ", 1)[1].strip().split(", ")
+    assert listed[0] == "ImportSchemaGen", listed
+    assert listed.index("CsvExampleGen") < listed.index("StatisticsGen") < listed.index("DataGate")
+    assert listed[-1] == "Pusher", listed
