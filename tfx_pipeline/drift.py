@@ -29,7 +29,7 @@ No TFX, no TensorFlow: numpy, scipy and TFDV's statistics protos only.
 """
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
 from scipy import stats as scipy_stats
@@ -72,10 +72,6 @@ class Distribution:
     unlisted: float = 0.0
     buckets: tuple[tuple[float, float, float], ...] = ()
     sorted_values: np.ndarray | None = None
-
-    @property
-    def total(self) -> float:
-        return self.present + self.missing
 
     def count_at_most(
         self, x: float, strict: bool = False, shape: "Distribution | None" = None
@@ -156,6 +152,33 @@ def from_values(values: Iterable[object | None] | np.ndarray, kind: str) -> Dist
         missing=float(len(array) - len(present)),
         sorted_values=present,
     )
+
+
+def first_values(batch, names: Iterable[str]) -> dict[str, np.ndarray]:  # noqa: ANN001
+    """Each named column's first value per row of an Arrow RecordBatch of list columns (tfx_bsl's
+    decoding of tf.Examples): float arrays (NaN where a row has no value) for numbers, object
+    arrays (None) for text; a column the batch lacks is missing in every row."""
+    import pyarrow as pa
+
+    found = {}
+    for name in names:
+        index = batch.schema.get_field_index(name)
+        if index < 0:
+            found[name] = np.full(batch.num_rows, None, object)
+            continue
+        column = batch.column(index)
+        offsets = column.offsets.to_numpy()
+        flat = column.flatten()
+        has_value = np.diff(offsets) > 0
+        if pa.types.is_integer(flat.type) or pa.types.is_floating(flat.type):
+            first = np.full(batch.num_rows, np.nan)
+            listed = flat.to_numpy(zero_copy_only=False).astype(float)
+        else:
+            first = np.full(batch.num_rows, None, object)
+            listed = np.array(flat.to_pylist(), object)
+        first[has_value] = listed[offsets[:-1][has_value]]
+        found[name] = first
+    return found
 
 
 def from_statistics(feature, kind: str | None = None) -> Distribution:  # noqa: ANN001
@@ -510,7 +533,3 @@ def compare_all(
         compare(name, reference[name], sample[name], thresholds[name], alpha) for name in compared
     ]
     return sorted(result, key=lambda c: (not c.moved, -c.distance))
-
-
-def moved(comparisons: Sequence[Comparison]) -> list[Comparison]:
-    return [c for c in comparisons if c.moved]

@@ -264,22 +264,12 @@ def monitored_schema(schema, config: MonitorConfig):  # noqa: ANN001, ANN201 - s
     return restricted
 
 
-def example_values(records: Iterable[bytes], names: Iterable[str]) -> dict[str, list]:
-    """Each feature's first value per row (None where the row has none), from tf.Examples."""
-    from tensorflow.core.example import example_pb2
+def decode(records: list[bytes]):  # noqa: ANN201 - pyarrow.RecordBatch
+    """Logged tf.Examples as one Arrow RecordBatch (tfx_bsl's C++ decoder), read once for the
+    drift checks' values and for the schema validation's statistics."""
+    from tfx_bsl.coders import example_coder
 
-    names = list(names)
-    values: dict[str, list] = {name: [] for name in names}
-    for record in records:
-        feature = example_pb2.Example.FromString(record).features.feature
-        for name in names:
-            found = None
-            if name in feature:
-                kind = feature[name].WhichOneof("kind")
-                listed = getattr(feature[name], kind).value if kind else []
-                found = listed[0] if len(listed) else None
-            values[name].append(found)
-    return values
+    return example_coder.ExamplesToRecordBatchDecoder().DecodeBatch(list(records))
 
 
 def feature_comparisons(
@@ -336,7 +326,7 @@ def prediction_comparison(
 
 
 def schema_anomalies(
-    serving_examples: list[bytes],
+    batch,  # noqa: ANN001 - the served rows, a pyarrow.RecordBatch (`decode`)
     schema,  # noqa: ANN001 - schema_pb2.Schema
     config: MonitorConfig,
 ) -> dict[str, list[str]]:
@@ -347,10 +337,8 @@ def schema_anomalies(
     """
     import tensorflow_data_validation as tfdv
     from tensorflow_data_validation.statistics import stats_impl
-    from tfx_bsl.coders import example_coder
 
     checked = monitored_schema(schema, config)
-    batch = example_coder.ExamplesToRecordBatchDecoder().DecodeBatch(list(serving_examples))
     options = tfdv.StatsOptions(feature_allowlist=list(config.features))
     serving_statistics = stats_impl.generate_statistics_in_memory(batch, options)
     anomalies = tfdv.validate_statistics(serving_statistics, checked, environment="SERVING")
@@ -477,7 +465,10 @@ def evaluate(
     data (skew), against the previous window of the same version (drift, when it had enough
     requests), and the served predictions against the eval split's (prediction drift).
     """
+    import numpy as np
     import tensorflow_data_validation as tfdv
+
+    from tfx_pipeline import drift
 
     chosen = version if version is not None else current.newest_version
     rows = current.by_version.get(chosen, []) if chosen is not None else []
@@ -503,14 +494,16 @@ def evaluate(
     reference = training_reference(tfdv.load_stats_binary(served.training_statistics))
     reference = {name: reference[name] for name in config.features if name in reference}
     output_key = LOG_OUTPUT_PREFIX + features.PROBABILITY_OUTPUT
-    window = example_values(rows, [*reference, output_key])
+    batch = decode(rows)
+    window = drift.first_values(batch, [*reference, output_key])
     earlier = previous.by_version.get(chosen, []) if previous is not None else []
     report.previous_requests = len(earlier)
     checks = [CHECK_SKEW]
     if len(earlier) >= config.min_requests:
         checks.append(CHECK_WINDOW)
-    predictions = [v for v in window[output_key] if v is not None]
-    if served.evaluation and predictions:
+    outputs = window[output_key]
+    predictions = outputs[~np.isnan(outputs)] if outputs.dtype.kind == "f" else []
+    if served.evaluation and len(predictions):
         checks.append(CHECK_PREDICTIONS)
     # A third of the budget per check, made or not: a report without the drift check is not
     # allowed more false alarms per feature.
@@ -518,13 +511,13 @@ def evaluate(
     report.checks[CHECK_SKEW] = feature_comparisons(window, reference, config, rate)
     if CHECK_WINDOW in checks:
         kinds = {name: dist.kind for name, dist in reference.items()}
-        before = window_reference(example_values(earlier, kinds), kinds)
+        before = window_reference(drift.first_values(decode(earlier), kinds), kinds)
         report.checks[CHECK_WINDOW] = feature_comparisons(window, before, config, rate)
     if CHECK_PREDICTIONS in checks:
         report.checks[CHECK_PREDICTIONS] = prediction_comparison(
             predictions, served.evaluation, config, rate
         )
-    report.schema_anomalies = schema_anomalies(rows, schema, config)
+    report.schema_anomalies = schema_anomalies(batch, schema, config)
     alert = bool(report.moved) or (config.alert_on_schema_anomalies and report.schema_anomalies)
     report.status = STATUS_ALERT if alert else STATUS_OK
     return report

@@ -132,7 +132,6 @@ def span_values(examples_uri: str, names: list[str], split: str = "train") -> di
     Decoded in C++ batches (tfx_bsl), so a million rows take seconds.
     """
     import numpy as np
-    import pyarrow as pa
     from tfx_bsl.coders import example_coder
 
     files = tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*"))
@@ -140,23 +139,7 @@ def span_values(examples_uri: str, names: list[str], split: str = "train") -> di
     parts: dict[str, list] = {name: [] for name in names}
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(8192)
     for records in dataset.as_numpy_iterator():
-        batch = decoder.DecodeBatch(list(records))
-        for name in names:
-            index = batch.schema.get_field_index(name)
-            if index < 0:
-                parts[name].append(np.full(batch.num_rows, None, object))
-                continue
-            column = batch.column(index)
-            offsets = column.offsets.to_numpy()
-            flat = column.flatten()
-            has_value = np.diff(offsets) > 0
-            if pa.types.is_integer(flat.type) or pa.types.is_floating(flat.type):
-                first = np.full(batch.num_rows, np.nan)
-                listed = flat.to_numpy(zero_copy_only=False).astype(float)
-            else:
-                first = np.full(batch.num_rows, None, object)
-                listed = np.array(flat.to_pylist(), object)
-            first[has_value] = listed[offsets[:-1][has_value]]
+        for name, first in drift.first_values(decoder.DecodeBatch(list(records)), names).items():
             parts[name].append(first)
     return {
         name: np.concatenate(chunks) if chunks else np.array([]) for name, chunks in parts.items()
@@ -216,10 +199,11 @@ def check(
     comparisons = None
     if previous_statistics_uri is not None:
         schema = _load_schema(schema_uri)
-        current = _load_train_statistics(statistics_uri)
-        values = None
+        current = values = None
         if examples_uri is not None:
             values = span_values(examples_uri, list(drift_thresholds(schema)))
+        else:
+            current = _load_train_statistics(statistics_uri)
         comparisons = drift_comparisons(
             current, _load_train_statistics(previous_statistics_uri), schema, values=values
         )
