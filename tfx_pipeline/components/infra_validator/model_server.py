@@ -26,6 +26,14 @@ from tfx_pipeline.components.infra_validator.servers import (
 AVAILABLE = get_model_status_pb2.ModelVersionStatus.AVAILABLE
 END = get_model_status_pb2.ModelVersionStatus.END
 POLL_SECONDS = 0.25
+# gRPC backs a channel off after each refused connection (1 s, 1.6 s, 2.6 s, ... by default), so
+# polling a server that is still importing TensorFlow learned of its readiness up to 16 s late.
+# Retrying the connection at the poll interval keeps the wait as long as the server's start-up.
+POLL_CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", int(POLL_SECONDS * 1000)),
+    ("grpc.min_reconnect_backoff_ms", int(POLL_SECONDS * 1000)),
+    ("grpc.max_reconnect_backoff_ms", int(POLL_SECONDS * 1000)),
+]
 LOG_FILE = "model_server.log"
 LOG_TAIL_LINES = 20
 
@@ -140,7 +148,7 @@ class ModelServer:
         started = time.monotonic()
         deadline = started + timeout_seconds
         waiting = [model.name for model in self.models]
-        with grpc.insecure_channel(self.grpc_target) as channel:
+        with grpc.insecure_channel(self.grpc_target, options=POLL_CHANNEL_OPTIONS) as channel:
             stub = model_service_pb2_grpc.ModelServiceStub(channel)
             while waiting:
                 if self._process is None or self._process.poll() is not None:
