@@ -238,9 +238,10 @@ class RestApi:
         version = None
         try:
             route = _route(request.method, raw_path)
-            version, payload = await asyncio.wait_for(
-                self._read_and_dispatch(route, request), self.settings.request_timeout_seconds
-            )
+            # A deadline on this task, not asyncio.wait_for: that runs the call as a task of its
+            # own, one more task and loop pass per request.
+            async with asyncio.timeout(self.settings.request_timeout_seconds):
+                version, payload = await self._read_and_dispatch(route, request)
             status, code = 200, "OK"
         except _Reply as reply:
             return web.Response(status=reply.status, body=reply.body, headers=self._headers())

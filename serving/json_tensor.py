@@ -11,10 +11,11 @@ Unlike TF Serving, the work one request can cause is bounded: a request may hold
 
 import base64
 import binascii
+import functools
 import math
 from collections.abc import Mapping
 from itertools import chain
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -214,39 +215,60 @@ def _flatten(value: Any, dtype: tf.DType) -> tuple[list[int], list]:
     return shape, leaves
 
 
-def _numpy_dtype(dtype: tf.DType) -> np.dtype:
-    return np.dtype(dtype.as_numpy_dtype)
+class _LeafRule(NamedTuple):
+    """How the leaves of one dtype become an array."""
+
+    numpy_dtype: np.dtype
+    wraps: bool  # 8/16-bit ints: read as int64, then cast, wrapping like the C++ tensor cast
+    plain_types: frozenset  # the JSON leaf types the fast path takes
+    int_range: tuple[int, int] | None
+
+
+@functools.cache
+def _leaf_rule(dtype: tf.DType) -> _LeafRule | None:
+    """The rule for `dtype`, None for dtypes JSON cannot fill. Cached: a tf.DType comparison is
+    a Python call of about 1 us, and this runs for every input of every request."""
+    if dtype == tf.string:
+        return _LeafRule(np.dtype(object), False, frozenset({str}), None)
+    if dtype in (tf.float32, tf.float64):
+        plain_types = frozenset({float, int})
+    elif dtype == tf.bool:
+        plain_types = frozenset({bool})
+    elif dtype in _INT_RANGES:
+        plain_types = frozenset({int})
+    else:
+        return None
+    wraps = dtype in (tf.int8, tf.int16, tf.uint8)
+    return _LeafRule(np.dtype(dtype.as_numpy_dtype), wraps, plain_types, _INT_RANGES.get(dtype))
 
 
 def _leaves_to_array(leaves: list, dtype: tf.DType) -> np.ndarray:
     """Converted leaves as a flat array; 8/16-bit ints wrap like the C++ tensor cast."""
-    if dtype == tf.string:
+    rule = _leaf_rule(dtype)
+    if rule is None:  # no leaf of such a dtype is accepted: only empty tensors get here
+        return np.array(leaves, dtype=np.dtype(dtype.as_numpy_dtype))
+    if rule.numpy_dtype.kind == "O":
         array = np.empty(len(leaves), dtype=object)
         array[:] = leaves
         return array
-    if dtype in (tf.int8, tf.int16, tf.uint8):
-        return np.array(leaves, dtype=np.int64).astype(_numpy_dtype(dtype))
-    return np.array(leaves, dtype=_numpy_dtype(dtype))
+    if rule.wraps:
+        return np.array(leaves, dtype=np.int64).astype(rule.numpy_dtype)
+    return np.array(leaves, dtype=rule.numpy_dtype)
 
 
 def _plain_leaves(leaves: list, dtype: tf.DType) -> np.ndarray | None:
     """The common case, fast: leaves all of the right JSON type. None means "convert the slow
     way", which also produces TF Serving's exact message for whatever is wrong."""
-    types = set(map(type, leaves))
-    if dtype in (tf.float32, tf.float64):
-        ok = types <= {float, int}
-    elif dtype == tf.string:
-        if types <= {str}:
-            return _leaves_to_array([to_bytes(leaf) for leaf in leaves], dtype)
+    rule = _leaf_rule(dtype)
+    if rule is None or not set(map(type, leaves)) <= rule.plain_types:
         return None
-    elif dtype == tf.bool:
-        ok = types <= {bool}
-    elif dtype in _INT_RANGES:
-        low, high = _INT_RANGES[dtype]
-        ok = types <= {int} and (not leaves or (low <= min(leaves) and max(leaves) <= high))
-    else:
-        return None
-    return _leaves_to_array(leaves, dtype) if ok else None
+    if rule.numpy_dtype.kind == "O":
+        return _leaves_to_array([to_bytes(leaf) for leaf in leaves], dtype)
+    if rule.int_range is not None and leaves:
+        low, high = rule.int_range
+        if not (low <= min(leaves) and max(leaves) <= high):
+            return None
+    return _leaves_to_array(leaves, dtype)
 
 
 def _batch_fast(nodes: list, dtype: tf.DType) -> np.ndarray | None:
