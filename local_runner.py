@@ -26,4 +26,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    local.exit_now(main())
+    try:
+        status = main()
+    except KeyboardInterrupt:
+        local.exit_interrupted()
+    local.exit_now(status)

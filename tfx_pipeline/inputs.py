@@ -94,3 +94,44 @@ def latest_span_files(data_root: pathlib.Path) -> tuple[int, list[pathlib.Path]]
     if problems:
         raise ConfigProblems(problems)
     return number, files
+
+
+# The file a Tuner writes into its best_hyperparameters output; the Trainer reads the only file
+# of that folder.
+HYPERPARAMETERS_FILE = "best_hyperparameters.txt"
+
+
+def read_hyperparameters(path: pathlib.Path) -> tuple[pathlib.Path, dict]:
+    """An earlier search's hyperparameters: the file, or the Tuner output folder holding only it.
+
+    Returns the file and its values. The file is Keras Tuner's config as TFX's Tuner writes it
+    (`{"space": [...], "values": {...}}`), or a flat JSON object of values.
+    """
+    if path.is_dir():
+        entries = sorted(p.name for p in path.iterdir())
+        if entries != [HYPERPARAMETERS_FILE]:
+            raise ConfigProblems(
+                [
+                    f"hyperparameters folder {path} must hold only {HYPERPARAMETERS_FILE} "
+                    f"(a Tuner's best_hyperparameters output), it holds {entries or 'nothing'}"
+                ]
+            )
+        path = path / HYPERPARAMETERS_FILE
+    elif not path.is_file():
+        raise ConfigProblems([f"hyperparameters file {path} does not exist"])
+    config = read_json_object(path, "hyperparameters file")
+    values = config.get("values", config)
+    if not isinstance(values, dict) or not values:
+        raise ConfigProblems(
+            [f'hyperparameters file {path} has no values (expected {{"values": {{...}}}})']
+        )
+    wrong = sorted(
+        name
+        for name, value in values.items()
+        if isinstance(value, bool) or not isinstance(value, int | float | str)
+    )
+    if wrong:
+        raise ConfigProblems(
+            [f"hyperparameters file {path}: values must be numbers or strings: {wrong}"]
+        )
+    return path, values

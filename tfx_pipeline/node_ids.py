@@ -15,9 +15,14 @@ ANALYZER_CACHE_RESOLVER = "latest_analyzer_cache_resolver"
 TRANSFORM = "Transform"
 TUNER = "Tuner"
 HYPERPARAMETERS_RESOLVER = "latest_hyperparameters_resolver"
+HYPERPARAMETERS_IMPORTER = "hyperparameters_importer"
 TRAINER = "Trainer"
 BASELINE_RESOLVER = "latest_blessed_model_resolver"
 EVALUATOR = "Evaluator"
 INFRA_VALIDATOR = "InfraValidator"
 PUSHER = "Pusher"
 VERTEX_ENDPOINT_PUSHER = "VertexEndpointPusher"
+
+# The components that run Beam pipelines, with the pipeline's Beam args: what Dataflow and
+# `--beam-runner portable` run on SDK workers.
+BEAM_COMPONENTS = (EXAMPLE_GEN, STATISTICS_GEN, TRANSFORM, EVALUATOR)

@@ -19,10 +19,11 @@ import tensorflow_model_analysis as tfma
 from tfx import components
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.base import base_node
+from tfx.dsl.components.common.importer import Importer
 from tfx.orchestration import metadata as tfx_metadata
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import example_gen_pb2, infra_validator_pb2, pusher_pb2, trainer_pb2
-from tfx.types import Channel
+from tfx.types import Channel, standard_artifacts
 
 from models import features
 from tfx_pipeline import cloud, layout, node_ids
@@ -286,6 +287,12 @@ def tune_and_train(
             custom_config=tuner_config,
         ).with_id(node_ids.TUNER)
         hyperparameters = hyperparameters_node.outputs["best_hyperparameters"]
+    elif config.hyperparameters_uri:
+        hyperparameters_node = Importer(
+            source_uri=config.hyperparameters_uri,
+            artifact_type=standard_artifacts.HyperParameters,
+        ).with_id(node_ids.HYPERPARAMETERS_IMPORTER)
+        hyperparameters = hyperparameters_node.outputs["result"]
     else:
         hyperparameters_node = families.latest_hyperparameters()
         hyperparameters = hyperparameters_node.outputs["hyperparameters"]

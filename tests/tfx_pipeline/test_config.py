@@ -32,7 +32,7 @@ def test_a_window_cannot_use_portable_resolvers(config):
 
 
 def test_defaults_are_read_from_the_config_fields():
-    assert config_lib.default("train_steps") == 1000
+    assert config_lib.default("train_steps") == 500
     assert config_lib.default("min_auc") == 0.90
     with pytest.raises(KeyError, match="has no default"):
         config_lib.default("pipeline_root")

@@ -123,6 +123,20 @@ def test_reusing_hyperparameters_replaces_the_tuner_with_a_resolver(config):
     )
 
 
+def test_hyperparameters_from_an_earlier_search_are_imported_for_the_trainer(config):
+    pipeline = pipeline_lib.create_pipeline(
+        dataclasses.replace(config, run_tuner=False, hyperparameters_uri="/searches/8")
+    )
+    ids = [c.id for c in pipeline.components]
+    assert "Tuner" not in ids and "latest_hyperparameters_resolver" not in ids
+    assert input_producers(pipeline, "Trainer")["hyperparameters"] == (
+        "hyperparameters_importer",
+        "result",
+    )
+    importer = next(c for c in pipeline.components if c.id == "hyperparameters_importer")
+    assert importer.exec_properties["artifact_uri"] == "/searches/8"
+
+
 def test_inferred_schema_variant_uses_schema_gen(config):
     pipeline = pipeline_lib.create_pipeline(dataclasses.replace(config, schema_path=None))
     assert upstream_ids(pipeline, "SchemaGen") == {"StatisticsGen"}

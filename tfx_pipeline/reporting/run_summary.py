@@ -172,6 +172,10 @@ def _add_hyperparameters(
             if scores
             else "searched in this run"
         )
+    elif node_ids.HYPERPARAMETERS_IMPORTER in outputs:
+        imported = outputs[node_ids.HYPERPARAMETERS_IMPORTER].get("result", [])
+        source = imported[0].uri if imported else "?"
+        summary.hyperparameters_origin = f"imported from {source} (no search this run)"
     elif node_ids.HYPERPARAMETERS_RESOLVER in outputs:
         summary.hyperparameters_origin = (
             "reused from the latest search (pass --tune to search again)"

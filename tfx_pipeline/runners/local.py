@@ -6,13 +6,16 @@ TensorFlow and Beam print goes to a log file under the output directory.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
+import hashlib
 import os
 import pathlib
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 from tfx_pipeline import config as config_lib
@@ -24,10 +27,13 @@ from tfx_pipeline.notifications.notifier import Notifier, describe_outcomes
 from tfx_pipeline.operations.output_lock import OutputDirLock, OutputDirLocked
 from tfx_pipeline.operations.watch import served_versions
 from tfx_pipeline.problems import print_problems, raise_if_any
-from tfx_pipeline.runners import settings
+from tfx_pipeline.runners import portable, settings
 from tfx_pipeline.runners.exit_codes import EPILOG, EXIT_FAILED, EXIT_NOT_BLESSED, EXIT_OK
 
 BEAM_MODES = ("in_memory", "multi_threading", "multi_processing")
+BEAM_RUNNERS = ("direct", "portable")
+# Beam flags --beam-runner portable sets itself (runners/portable.py).
+PORTABLE_OWNED_FLAGS = ("--runner", "--job_endpoint", "--environment_type", "--environment_config")
 
 OUTPUTS_EPILOG = """
 outputs (under --output-dir): pipeline_root/ (artifacts), metadata.sqlite (MLMD),
@@ -102,6 +108,15 @@ def build_parser(description: str) -> argparse.ArgumentParser:
         help="never search: reuse the latest searched hyperparameters, or model defaults",
     )
     training.add_argument(
+        "--hyperparameters",
+        type=pathlib.Path,
+        default=None,
+        metavar="PATH",
+        help="never search: train with an earlier search's hyperparameters, its "
+        f"{inputs.HYPERPARAMETERS_FILE} or the Tuner output folder holding it (e.g. from "
+        "another output dir)",
+    )
+    training.add_argument(
         "--split-buckets",
         type=settings.split_buckets,
         default=(config_lib.default("train_hash_buckets"), config_lib.default("eval_hash_buckets")),
@@ -112,17 +127,26 @@ def build_parser(description: str) -> argparse.ArgumentParser:
 
     execution = parser.add_argument_group("execution")
     execution.add_argument(
+        "--beam-runner",
+        choices=BEAM_RUNNERS,
+        default="direct",
+        help="direct: Beam's DirectRunner in this process (default); portable: Beam's "
+        "PortableRunner with SDK worker processes that have only the project's wheel, as on "
+        "Dataflow, so code that works only in-process fails here (slower: docs/performance.md)",
+    )
+    execution.add_argument(
         "--beam-mode",
         choices=BEAM_MODES,
-        default="in_memory",
-        help="Beam DirectRunner running mode (default: %(default)s; on 2 cores it was faster "
+        default=None,
+        help="Beam DirectRunner running mode (default: in_memory; on 2 cores it was faster "
         "and leaner than multi_processing even at 1M rows: docs/performance.md)",
     )
     execution.add_argument(
         "--beam-workers",
         type=settings.non_negative_int,
         default=0,
-        help="DirectRunner workers; 0 picks 1 for in_memory, else the number of cores",
+        help="DirectRunner workers, or SDK worker processes per Beam job with --beam-runner "
+        "portable; 0 picks 1 for in_memory and portable, else the number of cores",
     )
     execution.add_argument(
         "--window-spans",
@@ -182,6 +206,7 @@ class CheckedInputs:
     notifications: notifications_config.NotificationConfig = dataclasses.field(
         default_factory=notifications_config.NotificationConfig
     )
+    hyperparameters: pathlib.Path | None = None  # --hyperparameters, as a file
 
 
 def check_inputs(args: argparse.Namespace) -> CheckedInputs:
@@ -199,6 +224,16 @@ def check_inputs(args: argparse.Namespace) -> CheckedInputs:
     for flag in args.beam_arg:
         if not flag.startswith("--"):
             problems.append(f"--beam-arg values must look like --name=value, got {flag!r}")
+    if args.beam_runner == "portable":
+        problems += portable_problems(args)
+    hyperparameters = None
+    if args.hyperparameters is not None:
+        if args.tune:
+            problems.append("--hyperparameters reuses an earlier search: it excludes --tune")
+        found = settings.collect(
+            problems, lambda: inputs.read_hyperparameters(args.hyperparameters)
+        )
+        hyperparameters = found[0] if found else None
     if not args.watch and (args.watch_interval is not None or args.max_runs):
         problems.append("--watch-interval and --max-runs only apply with --watch")
     notifications = notifications_config.NotificationConfig()
@@ -207,23 +242,57 @@ def check_inputs(args: argparse.Namespace) -> CheckedInputs:
             problems, lambda: notifications_config.read_config(args.notifications)
         )
     raise_if_any(problems)
-    return CheckedInputs(span=span[0], anomaly_policy_json=policy, notifications=notifications)
+    return CheckedInputs(
+        span=span[0],
+        anomaly_policy_json=policy,
+        notifications=notifications,
+        hyperparameters=hyperparameters,
+    )
 
 
-def beam_args(args: argparse.Namespace) -> tuple[str, ...]:
-    """Beam pipeline args for the DirectRunner from the flags.
+def portable_problems(args: argparse.Namespace) -> list[str]:
+    """What --beam-runner portable cannot be combined with."""
+    problems = []
+    if args.beam_mode is not None:
+        problems.append(
+            "--beam-mode sets the DirectRunner's mode and does not apply with --beam-runner "
+            "portable (its SDK workers are processes; --beam-workers sets how many per job)"
+        )
+    for flag in args.beam_arg:
+        if flag.split("=", 1)[0] in PORTABLE_OWNED_FLAGS:
+            problems.append(
+                f"--beam-arg={flag} conflicts with --beam-runner portable, which sets "
+                f"{', '.join(PORTABLE_OWNED_FLAGS)} itself"
+            )
+    settings.collect(problems, portable.check_source_checkout)
+    return problems
 
-    Beam's own default (in_memory, one worker) is passed as no args at all: with any Beam args,
-    TFX builds a source package of itself before every Beam component (about a second each),
-    which only remote runners need.
+
+def beam_args(args: argparse.Namespace, pool: portable.WorkerPool | None = None) -> tuple[str, ...]:
+    """Beam pipeline args from the flags: the DirectRunner's, or the portable `pool`'s.
+
+    The DirectRunner's default (in_memory, one worker) is passed as no args at all: with any
+    Beam args, TFX builds a source package of itself before every Beam component (about a
+    second each), which only remote runners need.
     """
-    workers = args.beam_workers or (1 if args.beam_mode == "in_memory" else (os.cpu_count() or 1))
-    if args.beam_mode == "in_memory" and workers == 1 and not args.beam_arg:
+    if pool is not None:
+        return (*pool.beam_args(workers=args.beam_workers or 1), *args.beam_arg)
+    mode = args.beam_mode or "in_memory"
+    workers = args.beam_workers or (1 if mode == "in_memory" else (os.cpu_count() or 1))
+    if mode == "in_memory" and workers == 1 and not args.beam_arg:
         return ()
+    return (f"--direct_running_mode={mode}", f"--direct_num_workers={workers}", *args.beam_arg)
+
+
+def describe_beam(args: argparse.Namespace, pool: portable.WorkerPool | None) -> str:
+    """The console's line on where the Beam components run."""
+    if pool is None:
+        mode = args.beam_mode or "in_memory"
+        workers = args.beam_workers or (1 if mode == "in_memory" else (os.cpu_count() or 1))
+        return f"DirectRunner in this process ({mode}, {workers} worker(s))"
     return (
-        f"--direct_running_mode={args.beam_mode}",
-        f"--direct_num_workers={workers}",
-        *args.beam_arg,
+        f"PortableRunner, SDK worker processes from a worker pool (pid {pool.pid}, "
+        f"{pool.address}; its log: {display(pool.log_path)})"
     )
 
 
@@ -233,9 +302,12 @@ def serving_root(args: argparse.Namespace) -> pathlib.Path:
 
 
 def pipeline_config(
-    args: argparse.Namespace, checked: CheckedInputs, run_tuner: bool
+    args: argparse.Namespace,
+    checked: CheckedInputs,
+    run_tuner: bool,
+    pool: portable.WorkerPool | None = None,
 ) -> config_lib.PipelineConfig:
-    """The local run's PipelineConfig from its flags."""
+    """The local run's PipelineConfig from its flags (and the portable runner's worker pool)."""
     output = layout.OutputLayout(args.output_dir.resolve())
     return config_lib.PipelineConfig(
         pipeline_name=args.pipeline_name,
@@ -247,7 +319,8 @@ def pipeline_config(
         module_fingerprint=config_lib.module_fingerprint(),
         anomaly_policy_json=checked.anomaly_policy_json,
         run_tuner=run_tuner,
-        beam_pipeline_args=beam_args(args),
+        hyperparameters_uri=imported_hyperparameters(checked.hyperparameters, output),
+        beam_pipeline_args=beam_args(args, pool),
         training_window_spans=args.window_spans,
         train_hash_buckets=args.split_buckets[0],
         eval_hash_buckets=args.split_buckets[1],
@@ -255,6 +328,23 @@ def pipeline_config(
         live_max_auc_drop=args.live_max_auc_drop,
         **settings.training_settings(args),
     )
+
+
+def imported_hyperparameters(path: pathlib.Path | None, output: layout.OutputLayout) -> str | None:
+    """The folder the Importer imports: the file's own when it holds only it, else a copy's.
+
+    TFX's Trainer reads the only file of its hyperparameters folder. A copy is named by its
+    content, so importing the same values twice reuses one artifact.
+    """
+    if path is None:
+        return None
+    if [p.name for p in path.parent.iterdir()] == [path.name]:
+        return str(path.parent.resolve())
+    content = path.read_bytes()
+    folder = output.root / "hyperparameters" / hashlib.sha256(content).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / inputs.HYPERPARAMETERS_FILE).write_bytes(content)
+    return str(folder)
 
 
 def display(path: pathlib.Path) -> str:
@@ -288,9 +378,17 @@ def run_once(args: argparse.Namespace, checked: CheckedInputs) -> int:
     try:
         with RedirectedOutput(str(log_path)) as redirected:
             try:
-                return _run_and_report(
-                    args, checked, redirected.console, output, log_path, started, notifier
-                )
+                with beam_workers(args, log_path, redirected.console) as workers:
+                    return _run_and_report(
+                        args,
+                        checked,
+                        workers,
+                        redirected.console,
+                        output,
+                        log_path,
+                        started,
+                        notifier,
+                    )
             except Exception as error:
                 notifier.notify(
                     notification_events.RUN_FAILED,
@@ -298,6 +396,9 @@ def run_once(args: argparse.Namespace, checked: CheckedInputs) -> int:
                     {"span": checked.span, "error": first_line(error), "log": str(log_path)},
                     [f"log: {log_path}"],
                 )
+                if isinstance(error, portable.WorkerPoolError):
+                    redirected.console.write(f"\nFAILED: {error}\n")
+                    return EXIT_FAILED
                 raise
             finally:
                 for line in describe_outcomes(notifier.close()):
@@ -306,9 +407,32 @@ def run_once(args: argparse.Namespace, checked: CheckedInputs) -> int:
         lock.release()
 
 
+@contextlib.contextmanager
+def beam_workers(
+    args: argparse.Namespace, log_path: pathlib.Path, console: TextIO
+) -> Iterator[portable.WorkerPoolProcess | None]:
+    """With --beam-runner portable, the run's SDK worker pool, started in the background and
+    stopped after the run; else None. It logs next to the run, as run-<stamp>-beam-workers.log.
+    """
+    if args.beam_runner != "portable":
+        yield None
+        return
+    console.write("Starting Beam's SDK worker pool (the project's wheel, its own environment)\n")
+    with portable.WorkerPoolProcess(log_path.with_name(f"{log_path.stem}-beam-workers.log")) as w:
+        yield w
+
+
+def _failing_jobs(
+    workers: portable.WorkerPoolProcess | None,
+) -> contextlib.AbstractContextManager[None]:
+    """With the portable runner, an SDK worker's death fails the Beam job that waits for it."""
+    return workers.failing_jobs() if workers is not None else contextlib.nullcontext()
+
+
 def _run_and_report(
     args: argparse.Namespace,
     checked: CheckedInputs,
+    workers: portable.WorkerPoolProcess | None,
     console: TextIO,
     output: layout.OutputLayout,
     log_path: pathlib.Path,
@@ -335,14 +459,18 @@ def _run_and_report(
     metadata_path = str(output.metadata_path)
     if args.tune:
         run_tuner = True
-    elif args.no_tune:
+    elif args.no_tune or checked.hyperparameters is not None:
         run_tuner = False
     else:
         run_tuner = not metadata.has_hyperparameters(metadata_path, args.pipeline_name)
-    config = pipeline_config(args, checked, run_tuner)
+    pool = workers.ready() if workers is not None else None
+    config = pipeline_config(args, checked, run_tuner, pool)
     pipeline = pipeline_lib.create_pipeline(config)
     node_ids = [component.id for component in pipeline.components]
     tuning = f"search ({config.tuner_trials} trials)" if run_tuner else "reuse the latest search"
+    if checked.hyperparameters is not None:
+        tuning = f"from {display(checked.hyperparameters)}"
+    console.write(f"Beam:            {describe_beam(args, pool)}\n")
     console.write(
         f"Running {len(node_ids)} components (hyperparameters: {tuning}; cache "
         f"{'on' if config.enable_cache else 'off'})\n"
@@ -357,11 +485,21 @@ def _run_and_report(
     served_before = served_versions(serving_root(args) / args.model_name)
     failure = failed_node = error_text = None
     try:
-        LocalDagRunner().run(pipeline)
+        with portable.JobErrors() as job_errors, _failing_jobs(workers):
+            LocalDagRunner().run(pipeline)
     except Exception as error:  # noqa: BLE001 - reported to the user below, traceback in the log
         traceback.print_exc()
         failed_node = progress.fail_running()
-        error_text = f"{type(error).__name__}: {first_line(error)}"
+        # An error raised in an SDK worker reaches this process as the job's failure only: the
+        # embedded job service logs it (JobErrors), Dataflow's runner quotes its traceback. A
+        # worker that died is the cause of whatever its job then says.
+        died = workers.failure(wait_seconds=1.5) if workers is not None else None
+        error_text = (
+            (died and f"{type(died).__name__}: {died}")
+            or job_errors.last
+            or portable.worker_error(str(error))
+            or f"{type(error).__name__}: {first_line(error)}"
+        )
         failure = f"{failed_node or 'the pipeline'} failed: {error_text}"
     finally:
         logging.getLogger().removeHandler(progress)
@@ -599,6 +737,24 @@ def watch(
             notifications=notifications or notifications_config.NotificationConfig(),
         )
     )
+
+
+def exit_interrupted() -> None:
+    """Ends an interrupted run (Ctrl-C) as Python would, by SIGINT, once it has cleaned up.
+
+    By then the lock is released and the worker pool stopped; the interpreter's own exit would
+    wait forever for a thread of Beam's job service still waiting on the stopped workers.
+    """
+    import logging
+    import signal
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.write("Interrupted.\n")
+    sys.stderr.flush()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
+    os._exit(130)  # the shell's status for SIGINT, should the signal not end the process
 
 
 def exit_now(code: int) -> None:

@@ -1,6 +1,7 @@
 """local_runner.py's flags: bad flags and input paths fail fast naming every problem; nothing runs."""
 
 import dataclasses
+import pathlib
 import shutil
 
 import pytest
@@ -137,6 +138,7 @@ def test_help_documents_every_flag(capsys):
         "--tune",
         "--no-tune",
         "--tuner-trials",
+        "--beam-runner",
         "--beam-mode",
         "--beam-workers",
         "--no-cache",
@@ -416,3 +418,67 @@ def test_the_live_drop_limit_defaults_to_the_evaluators_and_is_checked(tmp_path,
     with pytest.raises(SystemExit):
         parse("--live-max-auc-drop", "2")
     assert "--live-max-auc-drop" in capsys.readouterr().err
+
+
+SEARCH = '{"space": [], "values": {"learning_rate": 0.004, "num_layers": 1, "units_0": 32}}'
+
+
+def test_hyperparameters_from_a_tuner_folder_are_imported_without_a_search(tmp_path):
+    folder = tmp_path / "best_hyperparameters" / "8"
+    folder.mkdir(parents=True)
+    (folder / inputs.HYPERPARAMETERS_FILE).write_text(SEARCH)
+    args = parse("--hyperparameters", str(folder), "--output-dir", str(tmp_path / "out"))
+    checked = local.check_inputs(args)
+    assert checked.hyperparameters == folder / inputs.HYPERPARAMETERS_FILE
+    config = local.pipeline_config(args, checked, run_tuner=False)
+    assert config.hyperparameters_uri == str(folder.resolve())
+
+
+def test_a_hyperparameters_file_among_others_is_imported_from_a_copy(tmp_path):
+    source = tmp_path / "search.json"
+    source.write_text(SEARCH)
+    (tmp_path / "other.txt").write_text("x")
+    args = parse("--hyperparameters", str(source), "--output-dir", str(tmp_path / "out"))
+    config = local.pipeline_config(args, local.check_inputs(args), run_tuner=False)
+    copied = sorted(pathlib.Path(config.hyperparameters_uri).iterdir())
+    assert [p.name for p in copied] == [inputs.HYPERPARAMETERS_FILE]
+    assert copied[0].read_text() == SEARCH
+    # The same values again: the same folder, so the Importer reuses its artifact.
+    assert local.pipeline_config(args, local.check_inputs(args), False).hyperparameters_uri == (
+        config.hyperparameters_uri
+    )
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("not json", "is not JSON"),
+        ('{"values": {}}', "has no values"),
+        ('{"values": {"units_0": [32]}}', "values must be numbers or strings: ['units_0']"),
+    ],
+)
+def test_bad_hyperparameters_files_are_refused(capsys, tmp_path, output_dir, content, message):
+    source = tmp_path / "search.json"
+    source.write_text(content)
+    code, err = run_main(capsys, "--hyperparameters", str(source), "--output-dir", str(output_dir))
+    assert code == EXIT_USAGE
+    assert f"hyperparameters file {source}" in err and message in err
+    assert not output_dir.exists()
+
+
+def test_hyperparameters_exclude_a_search_and_must_exist(capsys, tmp_path, output_dir):
+    code, err = run_main(
+        capsys,
+        "--tune",
+        "--hyperparameters",
+        str(tmp_path / "none"),
+        "--output-dir",
+        str(output_dir),
+    )
+    assert code == EXIT_USAGE
+    assert "--hyperparameters reuses an earlier search: it excludes --tune" in err
+    assert f"hyperparameters file {tmp_path / 'none'} does not exist" in err
+    code, err = run_main(
+        capsys, "--hyperparameters", str(tmp_path), "--output-dir", str(output_dir)
+    )
+    assert f"hyperparameters folder {tmp_path} must hold only best_hyperparameters.txt" in err
