@@ -6,7 +6,10 @@
 3. unmeetable threshold: nothing is pushed, the summary says why, exit status 3;
 4. a new span: evaluated against the blessed model (a drop within the noise does not block);
 5. a module that exports a broken signature: not infra-blessed, nothing pushed;
-6. a span whose Credit Card labels are coin flips: that slice's gate fails, naming it.
+6. a span whose Credit Card labels are coin flips: that slice's gate fails, naming it;
+7. run 1's span again through Beam's portable runner (its own output): every Beam component runs
+   on SDK worker processes that have only the project's wheel, and writes the same examples and
+   statistics as run 1 on the DirectRunner.
 """
 
 import csv
@@ -749,3 +752,116 @@ def test_explain_names_the_reused_execution_and_the_changed_input(
     assert listed[0] == "ImportSchemaGen", listed
     assert listed.index("CsvExampleGen") < listed.index("StatisticsGen") < listed.index("DataGate")
     assert listed[-1] == "Pusher", listed
+
+
+@pytest.fixture(scope="module")
+def portable_run(cold_run, tmp_path_factory):
+    """The cold run's span (the same rows) through --beam-runner portable, into a new output.
+
+    Only the Beam components matter here: no search (model defaults), a short training.
+    """
+    assert cold_run.returncode == 0
+    root = tmp_path_factory.mktemp("e2e-portable")
+    write_sample_spans(root / "data", {2: SAMPLE_ROWS[2]})
+    flags = ["--no-tune", "--train-steps", "50", "--eval-steps", "5", "--min-auc", "0.6"]
+    return run_pipeline(root, "--beam-runner", "portable", *flags), root
+
+
+def component_log_windows(log_text):
+    """Each component's lines of the run log, from "is running." to "is finished."."""
+    windows, current = {}, None
+    for line in log_text.splitlines():
+        started = re.search(r"Component (\S+) is running\.$", line)
+        if started:
+            current = started.group(1)
+            windows[current] = []
+        elif current and re.search(rf"Component {current} is finished\.$", line):
+            current = None
+        elif current:
+            windows[current].append(line)
+    return windows
+
+
+def test_portable_runner_runs_every_beam_component_on_its_sdk_workers(portable_run):
+    from tfx_pipeline import node_ids
+    from tfx_pipeline.runners import portable
+
+    result, root = portable_run
+    assert result.returncode == 0, result.stdout + result.stderr
+    states = latest_run_states(root)
+    for node in (*node_ids.BEAM_COMPONENTS, "Trainer", "InfraValidator", "Pusher"):
+        assert states[node] == "COMPLETE", (node, states)
+    assert "Pushed:          " in result.stdout and "Blessed:         yes" in result.stdout
+    beam = re.search(
+        r"^Beam: +PortableRunner, SDK worker processes from a worker pool \(pid \d+, (\S+); "
+        r"its log: (\S+)\)$",
+        result.stdout,
+        re.MULTILINE,
+    )
+    assert beam, result.stdout
+    address, pool_log = beam.group(1), pathlib.Path(beam.group(2))
+    (log,) = (root / "outputs" / "logs").glob("run-*[0-9].log")
+    windows = component_log_windows(log.read_text())
+    # The job service in the driver asked the pool for SDK workers while each Beam component
+    # ran, and only then; the pool started a worker process for each request.
+    requests = {
+        node: sum(f"worker_handlers: Requesting worker at {address}" in line for line in lines)
+        for node, lines in windows.items()
+    }
+    assert {node for node, count in requests.items() if count} == set(node_ids.BEAM_COMPONENTS)
+    assert portable.started_workers(pool_log) == sum(requests.values())
+
+
+def test_portable_runner_writes_the_direct_runners_examples_and_statistics(
+    portable_run, cold_run, workspace
+):
+    import tensorflow as tf
+    from google.protobuf import json_format
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    from tfx_pipeline import metadata
+
+    def outputs_of(output_dir):
+        """The first run's ExampleGen examples and StatisticsGen statistics folders."""
+        store = metadata.open_store(str(output_dir / "metadata.sqlite"))
+        first = metadata.run_contexts(store, "taxi")[0]
+        by_node = {e.node_id: e for e in metadata.run_executions(store, "taxi", first)}
+        return (
+            pathlib.Path(by_node["CsvExampleGen"].outputs["examples"][0].uri),
+            pathlib.Path(by_node["StatisticsGen"].outputs["statistics"][0].uri),
+        )
+
+    assert portable_run[0].returncode == 0 and cold_run.returncode == 0
+    portable_examples, portable_statistics = outputs_of(portable_run[1] / "outputs")
+    direct_examples, direct_statistics = outputs_of(workspace / "outputs")
+    for split in ("train", "eval"):
+
+        def records(examples_dir, split=split):
+            files = sorted(str(p) for p in (examples_dir / f"Split-{split}").glob("*.gz"))
+            return sorted(r.numpy() for r in tf.data.TFRecordDataset(files, "GZIP"))
+
+        assert records(portable_examples) == records(direct_examples), split
+
+        def statistics(statistics_dir, split=split):
+            path = statistics_dir / f"Split-{split}" / "FeatureStats.pb"
+            return json_format.MessageToDict(
+                statistics_pb2.DatasetFeatureStatisticsList.FromString(path.read_bytes())
+            )
+
+        # Equal up to the order floating-point sums were taken in.
+        assert_close(statistics(portable_statistics), statistics(direct_statistics), split)
+
+
+def assert_close(found, expected, where):
+    if isinstance(expected, float):
+        assert math.isclose(found, expected, rel_tol=1e-9, abs_tol=1e-12), (where, found, expected)
+    elif isinstance(expected, dict):
+        assert found.keys() == expected.keys(), where
+        for key in expected:
+            assert_close(found[key], expected[key], f"{where}.{key}")
+    elif isinstance(expected, list):
+        assert len(found) == len(expected), where
+        for index, (item, other) in enumerate(zip(found, expected, strict=True)):
+            assert_close(item, other, f"{where}[{index}]")
+    else:
+        assert found == expected, (where, found, expected)
