@@ -32,7 +32,7 @@ VERTEX_LOCATIONS = --image $(VERTEX_IMAGE) --pipeline-root $(VERTEX_BUCKET)/root
 	--data-root $(VERTEX_BUCKET)/data/taxi --serving-dir $(VERTEX_BUCKET)/serving
 
 .PHONY: setup hooks run serve serving-config test test-fast lint format vertex-compile vertex-submit \
-	bench bench-serving bench-warmup bench-scale bench-drift clean
+	bench bench-serving bench-warmup bench-scale bench-template bench-portable bench-drift clean
 
 setup: $(STAMP)
 
@@ -94,6 +94,15 @@ bench-warmup: setup
 # Cold runs at 15k, 100k and 1M generated rows (about 6 minutes): bench/results/scale.{json,png}.
 bench-scale: setup
 	$(BIN)/python bench/scale_bench.py $(ARGS)
+
+# Ours and the TFX taxi template, cold and interleaved on the same CSVs (30+ min): bench/results/template.{json,png}.
+bench-template: setup
+	$(BIN)/python bench/template_bench.py $(ARGS)
+
+# The pipeline with --beam-runner portable next to the DirectRunner, cold, interleaved, at 15k and
+# 100k rows (about 10 minutes on 2 cores): bench/results/portable.json (docs/performance.md).
+bench-portable: setup
+	$(BIN)/python bench/portable_bench.py $(ARGS)
 
 # False alarms and detection of the drift checks on the bundled data (about 10 minutes):
 # bench/results/drift.json and a table.

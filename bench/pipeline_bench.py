@@ -12,10 +12,9 @@ import json
 import pathlib
 import random
 import shutil
-import sys
 import tempfile
 
-from runs import REPO_ROOT, eval_auc, machine, measure
+from runs import REPO_ROOT, eval_auc, machine, measure, runner_command
 
 TARGETS = {"cold_s": 60.0, "cached_s": 10.0, "peak_rss_gb": 1.5, "auc": 0.93}
 NEW_SPAN_ROWS = 8000
@@ -49,15 +48,7 @@ def main() -> None:
     data_root = workspace / "data"
     shutil.copytree(REPO_ROOT / "data" / "taxi", data_root)
     output_dir = workspace / "outputs"
-    command = [
-        sys.executable,
-        str(REPO_ROOT / "local_runner.py"),
-        "--data-root",
-        str(data_root),
-        "--output-dir",
-        str(output_dir),
-        *runner_flags,
-    ]
+    command = runner_command(data_root, output_dir, runner_flags)
 
     results = {}
     for scenario in ("cold", "cached", "new_span"):

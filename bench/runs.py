@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Mapping
 
 import psutil
 
@@ -32,19 +33,32 @@ def load_average() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def measure(command: list[str], poll_seconds: float = 0.1) -> dict[str, object]:
+def measure(
+    command: list[str],
+    poll_seconds: float = 0.1,
+    env: Mapping[str, str] | None = None,
+    cwd: pathlib.Path | None = None,
+) -> dict[str, object]:
     """Runs `command`, sampling the RSS of its whole process tree; returns wall, peak and exit.
 
     The peak is the largest sum of RSS over the process and all its children (Beam workers
     included) seen in one sample; the 1-minute load average is recorded before and after.
     `rss_timeline` holds (Unix time, GB) samples, at most one a second, to attribute memory to
-    the component running at the time.
+    the component running at the time. `env` adds to (or overrides) this process's environment
+    for the command; `cwd` is the folder it starts in (default: this process's).
     """
     load_before = load_average()
     # Output goes to a file, not a pipe: a chatty child must never block on a full pipe buffer.
     with tempfile.TemporaryFile(mode="w+") as output:
         started = time.monotonic()
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **env} if env else None,
+            cwd=cwd,
+        )
         root = psutil.Process(process.pid)
         peak = 0
         timeline: list[tuple[float, float]] = []
@@ -76,13 +90,29 @@ def measure(command: list[str], poll_seconds: float = 0.1) -> dict[str, object]:
     }
 
 
+def runner_command(
+    data_root: pathlib.Path, output_dir: pathlib.Path, flags: list[str]
+) -> list[str]:
+    """local_runner.py as a user runs it: a fresh process on `data_root`, into `output_dir`."""
+    return [
+        sys.executable,
+        str(REPO_ROOT / "local_runner.py"),
+        "--data-root",
+        str(data_root),
+        "--output-dir",
+        str(output_dir),
+        *flags,
+    ]
+
+
 def report_seconds(console: str) -> float | None:
     """How long the run took to write its HTML report, as the runner's "Report:" line says."""
     found = re.search(r"^Report: .* \((\d+(?:\.\d+)?) s\)$", console, re.MULTILINE)
     return float(found.group(1)) if found else None
 
 
-def _quiet_tensorflow() -> None:
+def quiet_tensorflow() -> None:
+    """TensorFlow's own start-up and Python warnings off in this process (children inherit the level)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning)  # google-api-core's Python notice
@@ -90,7 +120,7 @@ def _quiet_tensorflow() -> None:
 
 def eval_auc(output_dir: pathlib.Path, pipeline_name: str = "taxi") -> float | None:
     """The candidate's overall AUC of the latest run, read from MLMD and the Evaluator's output."""
-    _quiet_tensorflow()
+    quiet_tensorflow()
     from tfx_pipeline.reporting import run_summary
 
     run = run_summary.summarize_run(str(output_dir / "metadata.sqlite"), pipeline_name)

@@ -30,6 +30,7 @@ from runs import (
     load_average,
     machine,
     measure,
+    runner_command,
 )
 
 DEFAULT_SIZES = (15_000, 100_000, 1_000_000)
@@ -37,13 +38,6 @@ TARGETS = {
     "wall_s_at_1m": 250.0,
     "peak_rss_gb_at_1m": 2.5,
     "new_span_fraction_of_cold_1m": 0.3,
-}
-# The official TFX taxi template on the same machine (all components, no Tuner, in-memory
-# DirectRunner), measured cold: the reference the targets are set against.
-REFERENCE = {
-    15_000: {"wall_s": 62.0, "peak_rss_gb": 1.29},
-    100_000: {"wall_s": 107.0, "peak_rss_gb": 1.46},
-    1_000_000: {"wall_s": 508.0, "peak_rss_gb": 3.92},
 }
 
 
@@ -69,20 +63,6 @@ def incremental_arg(text: str) -> tuple[int, int]:
     if min(parsed) < 1:
         raise argparse.ArgumentTypeError(f"spans and rows must be at least 1, got {text!r}")
     return parsed
-
-
-def runner_command(
-    data_root: pathlib.Path, output_dir: pathlib.Path, flags: list[str]
-) -> list[str]:
-    return [
-        sys.executable,
-        str(REPO_ROOT / "local_runner.py"),
-        "--data-root",
-        str(data_root),
-        "--output-dir",
-        str(output_dir),
-        *flags,
-    ]
 
 
 def run_measured(
@@ -198,7 +178,7 @@ def per_row_costs(cold: dict[str, dict]) -> list[dict[str, float]]:
 
 
 def plot(report: dict, path: pathlib.Path) -> bool:
-    """Time and peak memory against rows (ours and the reference); False without matplotlib."""
+    """Time and peak memory against rows; False without matplotlib."""
     try:
         import matplotlib
     except ImportError:
@@ -209,22 +189,9 @@ def plot(report: dict, path: pathlib.Path) -> bool:
     cold = sorted(report["cold"].values(), key=lambda r: r["rows"])
     rows = [r["rows"] for r in cold]
     figure, (time_axis, memory_axis) = pyplot.subplots(1, 2, figsize=(11, 4.2))
-    reference_rows = sorted(REFERENCE)
     time_axis.plot(rows, [r["wall_s"] for r in cold], "o-", label="this pipeline (Tuner on)")
-    time_axis.plot(
-        reference_rows,
-        [REFERENCE[n]["wall_s"] for n in reference_rows],
-        "s--",
-        label="TFX taxi template (no Tuner)",
-    )
     time_axis.axhline(TARGETS["wall_s_at_1m"], color="grey", linestyle=":", label="target at 1M")
     memory_axis.plot(rows, [r["peak_rss_gb"] for r in cold], "o-", label="this pipeline")
-    memory_axis.plot(
-        reference_rows,
-        [REFERENCE[n]["peak_rss_gb"] for n in reference_rows],
-        "s--",
-        label="TFX taxi template",
-    )
     memory_axis.axhline(
         TARGETS["peak_rss_gb_at_1m"], color="grey", linestyle=":", label="target at 1M"
     )
@@ -294,7 +261,6 @@ def main() -> int:
         "machine": machine(),
         "runner_flags": runner_flags,
         "targets": TARGETS,
-        "reference_tfx_template": {str(k): v for k, v in REFERENCE.items()},
         "cold": {},
     }
     try:

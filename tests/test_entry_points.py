@@ -22,6 +22,8 @@ COMMANDS = [
     (["bench/pipeline_bench.py"], "usage:"),
     (["bench/serving_bench.py"], "usage:"),
     (["bench/scale_bench.py"], "usage:"),
+    (["bench/template_bench.py"], "usage:"),
+    (["bench/portable_bench.py"], "--pairs"),
     (["bench/infra_latency_false_alarms.py"], "usage:"),
     (["bench/generate_spans.py"], "--rows"),
     (["data/split_taxi_spans.py"], "usage:"),
