@@ -194,12 +194,7 @@ def format_estimate(
     if value is None or math.isnan(value.value):
         return "-"
     if value.has_interval() and not float(value.value).is_integer():
-        if within is not None:
-            low, high = within
-            value = dataclasses.replace(
-                value, low=min(max(value.low, low), high), high=min(max(value.high, low), high)
-            )
-        return value.text(signed=signed)
+        return value.text(signed=signed, within=within)
     return format_value(value.value)
 
 

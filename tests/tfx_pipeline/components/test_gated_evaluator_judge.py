@@ -60,6 +60,22 @@ def test_the_overall_floor_judges_the_point_estimate():
     assert failure.reason() == "overall: auc = 0.8900 [0.8800, 0.9000] (n=3000) fails >= 0.9"
 
 
+def test_a_reason_shows_the_interval_within_what_the_metric_can_be():
+    # TFMA's jackknife t interval of a small slice's AUC near 0 reached -0.0001: judged as
+    # computed, shown within [0, 1].
+    judgement = judge.judge(
+        RULES,
+        {"overall": overall(), "payment_type=Credit Card": card(Estimate(0.0368, -0.0001, 0.0739))},
+        {},
+        has_baseline=False,
+    )
+    (failure,) = judgement.failures()
+    assert failure.value.low == -0.0001
+    assert failure.reason().startswith(
+        "payment_type=Credit Card: auc = 0.0368 [0.0000, 0.0739] (n=900) fails >= 0.5"
+    )
+
+
 def test_without_a_baseline_only_the_floors_apply():
     slices = {"overall": overall(), "payment_type=Credit Card": card(Estimate(0.7, 0.65, 0.75))}
     judgement = judge.judge(RULES, slices, {}, has_baseline=False)

@@ -58,12 +58,21 @@ class Estimate:
     def lower(self) -> float:
         return self.low if self.has_interval() else self.value
 
-    def text(self, signed: bool = False) -> str:
-        """'0.9123 [0.9011, 0.9234]' (signed: '+0.0100 [-0.0030, +0.0230]')."""
+    def text(self, signed: bool = False, within: tuple[float, float] | None = None) -> str:
+        """'0.9123 [0.9011, 0.9234]' (signed: '+0.0100 [-0.0030, +0.0230]').
+
+        `within`: the metric's possible range, which the interval is shown cut to. TFMA's
+        jackknife interval (estimate +- t * standard error) can pass it: AUC 0.0368
+        [-0.0001, 0.0739] on a slice of 130 rows. Judging reads the interval as computed;
+        cutting it changes no verdict of a bound inside the range.
+        """
         form = "{:+.4f}" if signed else "{:.4f}"
         if not self.has_interval():
             return form.format(self.value)
-        return f"{form.format(self.value)} [{form.format(self.low)}, {form.format(self.high)}]"
+        low, high = self.low, self.high
+        if within is not None:
+            low, high = (min(max(bound, within[0]), within[1]) for bound in (low, high))
+        return f"{form.format(self.value)} [{form.format(low)}, {form.format(high)}]"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +124,12 @@ class Check:
 
     def reason(self) -> str:
         """One line for people: 'payment_type=Cash: auc = 0.61 [0.58, 0.64] (n=719) fails ...'."""
-        value = self.value.text(signed=self.metric != "auc") if self.value else "not computed"
+        share = self.metric == "auc"  # else a change or a gap: a difference of two AUCs
+        value = (
+            self.value.text(signed=not share, within=(0.0, 1.0) if share else (-1.0, 1.0))
+            if self.value
+            else "not computed"
+        )
         size = f" (n={self.example_count})" if self.example_count is not None else ""
         note = f": {self.note}" if self.note else ""
         return f"{self.slice}: {self.metric} = {value}{size} fails {self.threshold}{note}"
