@@ -137,7 +137,7 @@ def create_pipeline(config: config_lib.PipelineConfig) -> tfx_pipeline.Pipeline:
     resolvers = families.family(portable=config.portable_resolvers)
     ingested = ingest_and_validate(config, resolvers)
     training_data = training_window(config, resolvers, ingested)
-    trained = tune_and_train(config, ingested, training_data)
+    trained = tune_and_train(config, resolvers, ingested, training_data)
     pushing = evaluate_and_push(config, resolvers, ingested, trained)
 
     metadata_connection_config = (
@@ -242,7 +242,7 @@ def training_window(
     if config.training_window_spans == 1:
         return TrainingData(nodes=[], examples=ingested.examples, analyzer_cache=None)
     span_window = resolvers.span_window(ingested.example_gen, config.training_window_spans)
-    cache = families.latest_analyzer_cache()
+    cache = resolvers.analyzer_cache()
     return TrainingData(
         nodes=[span_window, cache],
         examples=span_window.outputs["examples"],
@@ -251,7 +251,10 @@ def training_window(
 
 
 def tune_and_train(
-    config: config_lib.PipelineConfig, ingested: Ingested, training_data: TrainingData
+    config: config_lib.PipelineConfig,
+    resolvers: ResolverFamily,
+    ingested: Ingested,
+    training_data: TrainingData,
 ) -> Trained:
     """Transform (analysis only), hyperparameters (searched or reused), and the Trainer."""
     transform = components.Transform(
@@ -294,7 +297,7 @@ def tune_and_train(
         ).with_id(node_ids.HYPERPARAMETERS_IMPORTER)
         hyperparameters = hyperparameters_node.outputs["result"]
     else:
-        hyperparameters_node = families.latest_hyperparameters()
+        hyperparameters_node = resolvers.hyperparameters()
         hyperparameters = hyperparameters_node.outputs["hyperparameters"]
 
     trainer = trainer_class(

@@ -791,6 +791,10 @@ def test_portable_runner_runs_every_beam_component_on_its_sdk_workers(portable_r
     states = latest_run_states(root)
     for node in (*node_ids.BEAM_COMPONENTS, "Trainer", "InfraValidator", "Pusher"):
         assert states[node] == "COMPLETE", (node, states)
+    # --no-tune with no earlier search: the resolver finds none and the Trainer takes the
+    # model defaults; nothing is recorded as failed.
+    assert states[node_ids.HYPERPARAMETERS_RESOLVER] == "COMPLETE", states
+    assert "Hyperparameters: model defaults: no earlier search found" in result.stdout
     assert "Pushed:          " in result.stdout and "Blessed:         yes" in result.stdout
     beam = re.search(
         r"^Beam: +PortableRunner, SDK worker processes from a worker pool \(pid \d+, (\S+); "

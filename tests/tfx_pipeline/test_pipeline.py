@@ -123,6 +123,24 @@ def test_reusing_hyperparameters_replaces_the_tuner_with_a_resolver(config):
     )
 
 
+def test_no_earlier_search_resolves_to_none_except_where_vertex_needs_tfxs_strategy(config):
+    from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import (
+        LatestArtifactStrategy,
+    )
+
+    from tfx_pipeline.resolvers.newest import NewestOrNoneStrategy
+
+    def strategy(portable):
+        pipeline = pipeline_lib.create_pipeline(
+            dataclasses.replace(config, run_tuner=False, portable_resolvers=portable)
+        )
+        (node,) = [c for c in pipeline.components if c.id == "latest_hyperparameters_resolver"]
+        return node.exec_properties["resolver_class"]
+
+    assert strategy(portable=False) is NewestOrNoneStrategy
+    assert strategy(portable=True) is LatestArtifactStrategy
+
+
 def test_hyperparameters_from_an_earlier_search_are_imported_for_the_trainer(config):
     pipeline = pipeline_lib.create_pipeline(
         dataclasses.replace(config, run_tuner=False, hyperparameters_uri="/searches/8")

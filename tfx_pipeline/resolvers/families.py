@@ -2,14 +2,16 @@
 
 Lineage-aware (`LineageResolvers`, the default): our strategies follow MLMD lineage. The drift
 baseline is the previous span's statistics, the evaluation baseline the newest blessed model
-other than the candidate (so an unchanged rerun is fully cached and pushes nothing), and the
-rolling training window is available.
+other than the candidate (so an unchanged rerun is fully cached and pushes nothing), the
+rolling training window is available, and a channel with nothing yet (no earlier search) resolves
+to no artifact instead of failing the node.
 
 Portable (`PortableResolvers`, for Vertex AI Pipelines): Kubeflow Pipelines v2 compiles only TFX's
 stock LatestArtifactStrategy and LatestBlessedModelStrategy. The drift baseline is the newest
 statistics of any earlier run (resolved before this run's StatisticsGen starts), the evaluation
 baseline can be the candidate itself when the Trainer was cached (the Pusher still never pushes a
-model identical to one already served), and there is no training window.
+model identical to one already served), there is no training window, and a resolver with nothing
+to resolve yet is recorded as failed (its consumers' inputs are optional: the run goes on).
 """
 
 from typing import Protocol
@@ -24,6 +26,7 @@ from tfx.types import Channel, standard_artifacts
 
 from tfx_pipeline import node_ids
 from tfx_pipeline.resolvers.latest_blessed_baseline import LatestBlessedBaselineStrategy
+from tfx_pipeline.resolvers.newest import NewestOrNoneStrategy
 from tfx_pipeline.resolvers.previous_span_statistics import PreviousSpanStatisticsStrategy
 from tfx_pipeline.resolvers.span_window import SpanWindowStrategy
 
@@ -43,6 +46,12 @@ class ResolverFamily(Protocol):
 
     def span_window(self, example_gen: base_node.BaseNode, num_spans: int) -> Resolver:
         """The newest `num_spans` accepted spans (output key `examples`)."""
+
+    def hyperparameters(self) -> Resolver:
+        """The newest searched hyperparameters, for a run that does not search (`hyperparameters`)."""
+
+    def analyzer_cache(self) -> Resolver:
+        """Transform's analysis results per span from its previous run (`cache`)."""
 
 
 class LineageResolvers:
@@ -75,6 +84,19 @@ class LineageResolvers:
             current_examples=example_gen.outputs["examples"],
             examples=Channel(type=standard_artifacts.Examples),
         ).with_id(node_ids.SPAN_WINDOW_RESOLVER)
+
+    def hyperparameters(self) -> Resolver:
+        # None found (no earlier search) resolves to none: the Trainer uses the model defaults.
+        return Resolver(
+            strategy_class=NewestOrNoneStrategy,
+            hyperparameters=Channel(type=standard_artifacts.HyperParameters),
+        ).with_id(node_ids.HYPERPARAMETERS_RESOLVER)
+
+    def analyzer_cache(self) -> Resolver:
+        return Resolver(
+            strategy_class=NewestOrNoneStrategy,
+            cache=Channel(type=standard_artifacts.TransformCache),
+        ).with_id(node_ids.ANALYZER_CACHE_RESOLVER)
 
 
 class PortableResolvers:
@@ -110,23 +132,21 @@ class PortableResolvers:
             "resolver, which Kubeflow Pipelines v2 (Vertex AI Pipelines) cannot compile"
         )
 
+    def hyperparameters(self) -> Resolver:
+        # The stock strategy fails this node when no search was recorded yet; the Trainer,
+        # whose input is optional, still trains with the model defaults.
+        return Resolver(
+            strategy_class=LatestArtifactStrategy,
+            hyperparameters=Channel(type=standard_artifacts.HyperParameters),
+        ).with_id(node_ids.HYPERPARAMETERS_RESOLVER)
+
+    def analyzer_cache(self) -> Resolver:
+        return Resolver(
+            strategy_class=LatestArtifactStrategy,
+            cache=Channel(type=standard_artifacts.TransformCache),
+        ).with_id(node_ids.ANALYZER_CACHE_RESOLVER)
+
 
 def family(portable: bool) -> ResolverFamily:
     """The portable family for Vertex AI Pipelines, else the lineage-aware one."""
     return PortableResolvers() if portable else LineageResolvers()
-
-
-def latest_hyperparameters() -> Resolver:
-    """The newest searched hyperparameters (used when this run does not search)."""
-    return Resolver(
-        strategy_class=LatestArtifactStrategy,
-        hyperparameters=Channel(type=standard_artifacts.HyperParameters),
-    ).with_id(node_ids.HYPERPARAMETERS_RESOLVER)
-
-
-def latest_analyzer_cache() -> Resolver:
-    """Transform's analysis results per span from its previous run: only new spans are analyzed."""
-    return Resolver(
-        strategy_class=LatestArtifactStrategy,
-        cache=Channel(type=standard_artifacts.TransformCache),
-    ).with_id(node_ids.ANALYZER_CACHE_RESOLVER)
