@@ -794,6 +794,7 @@ def test_portable_runner_runs_every_beam_component_on_its_sdk_workers(portable_r
     # --no-tune with no earlier search: the resolver finds none and the Trainer takes the
     # model defaults; nothing is recorded as failed.
     assert states[node_ids.HYPERPARAMETERS_RESOLVER] == "COMPLETE", states
+    assert "(hyperparameters: model defaults, no earlier search; cache on)" in result.stdout
     assert "Hyperparameters: model defaults: no earlier search found" in result.stdout
     assert "Pushed:          " in result.stdout and "Blessed:         yes" in result.stdout
     beam = re.search(

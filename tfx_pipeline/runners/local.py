@@ -467,9 +467,14 @@ def _run_and_report(
     config = pipeline_config(args, checked, run_tuner, pool)
     pipeline = pipeline_lib.create_pipeline(config)
     node_ids = [component.id for component in pipeline.components]
-    tuning = f"search ({config.tuner_trials} trials)" if run_tuner else "reuse the latest search"
-    if checked.hyperparameters is not None:
+    if run_tuner:
+        tuning = f"search ({config.tuner_trials} trials)"
+    elif checked.hyperparameters is not None:
         tuning = f"from {display(checked.hyperparameters)}"
+    elif metadata.has_hyperparameters(metadata_path, args.pipeline_name):
+        tuning = "reuse the latest search"
+    else:
+        tuning = "model defaults, no earlier search"
     console.write(f"Beam:            {describe_beam(args, pool)}\n")
     console.write(
         f"Running {len(node_ids)} components (hyperparameters: {tuning}; cache "
