@@ -6,6 +6,7 @@ the older one comes from the analyzer cache of the previous run.
 """
 
 import pathlib
+import re
 
 import pytest
 
@@ -67,6 +68,11 @@ def test_every_run_succeeds(three_runs):
     _, results = three_runs
     for result in results:
         assert result.returncode == 0, result.stdout + result.stderr
+    # The first run has no analyzer cache to resolve yet: resolved to none, not a failed node.
+    assert re.search(r"\] latest_analyzer_cache_resolver +resolved ", results[0].stdout), results[
+        0
+    ].stdout
+    assert not any(re.search(r"\] \S+ +FAILED", r.stdout) for r in results)
 
 
 def test_training_reads_the_newest_two_spans_and_ingests_only_the_new_one(three_runs):
