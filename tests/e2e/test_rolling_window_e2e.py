@@ -69,9 +69,8 @@ def test_every_run_succeeds(three_runs):
     for result in results:
         assert result.returncode == 0, result.stdout + result.stderr
     # The first run has no analyzer cache to resolve yet: resolved to none, not a failed node.
-    assert re.search(r"\] latest_analyzer_cache_resolver +resolved ", results[0].stdout), results[
-        0
-    ].stdout
+    first = results[0].stdout
+    assert re.search(r"\] latest_analyzer_cache_resolver +resolved ", first), first
     assert not any(re.search(r"\] \S+ +FAILED", r.stdout) for r in results)
 
 
