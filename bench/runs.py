@@ -142,10 +142,14 @@ def component_peaks(
     return peaks
 
 
-def component_windows(
-    output_dir: pathlib.Path, pipeline_name: str = "taxi"
-) -> dict[str, tuple[float, float]]:
-    """(start, end) Unix seconds of every node of the latest run, from MLMD."""
+def component_figures(
+    metadata_path: pathlib.Path, pipeline_name: str, timeline: list[tuple[float, float]]
+) -> dict[str, dict[str, float]]:
+    """Seconds and peak GB of every node of the latest run: its MLMD window, the RSS timeline."""
     from tfx_pipeline import metadata
 
-    return metadata.latest_run_windows(str(output_dir / "metadata.sqlite"), pipeline_name)
+    windows = metadata.latest_run_windows(str(metadata_path), pipeline_name)
+    return {
+        "components_s": {node: round(end - start, 1) for node, (start, end) in windows.items()},
+        "components_peak_rss_gb": component_peaks(windows, timeline),
+    }

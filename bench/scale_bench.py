@@ -24,8 +24,7 @@ import tempfile
 import generate_spans
 from runs import (
     REPO_ROOT,
-    component_peaks,
-    component_windows,
+    component_figures,
     eval_auc,
     load_average,
     machine,
@@ -75,9 +74,7 @@ def run_measured(
     if result["exit_status"] != 0:
         print(console, flush=True)
     result["eval_auc"] = eval_auc(output_dir)
-    windows = component_windows(output_dir)
-    result["components_s"] = {node: round(end - start, 1) for node, (start, end) in windows.items()}
-    result["components_peak_rss_gb"] = component_peaks(windows, timeline)
+    result.update(component_figures(output_dir / "metadata.sqlite", "taxi", timeline))
     return result
 
 

@@ -57,7 +57,7 @@ from collections.abc import Iterator
 import generate_spans
 from runs import (
     REPO_ROOT,
-    component_peaks,
+    component_figures,
     eval_auc,
     load_average,
     machine,
@@ -388,10 +388,7 @@ def measured(
     """One pipeline process, measured; its console in `log_path`, per-component figures from MLMD."""
     result = measure(command, env=env, cwd=cwd)
     log_path.write_text(result.pop("console"))
-    timeline = result.pop("rss_timeline")
-    windows = metadata.latest_run_windows(str(metadata_path), pipeline_name)
-    result["components_s"] = {node: round(end - start, 1) for node, (start, end) in windows.items()}
-    result["components_peak_rss_gb"] = component_peaks(windows, timeline)
+    result.update(component_figures(metadata_path, pipeline_name, result.pop("rss_timeline")))
     result["log"] = str(log_path)
     return result
 
