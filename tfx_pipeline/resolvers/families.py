@@ -54,10 +54,30 @@ class ResolverFamily(Protocol):
         """Transform's analysis results per span from its previous run (`cache`)."""
 
 
-class LineageResolvers:
+class _NewestResolvers:
+    """The resolvers of "the newest artifact of a type", with the family's `newest_strategy`."""
+
+    newest_strategy: type
+
+    def hyperparameters(self) -> Resolver:
+        return Resolver(
+            strategy_class=self.newest_strategy,
+            hyperparameters=Channel(type=standard_artifacts.HyperParameters),
+        ).with_id(node_ids.HYPERPARAMETERS_RESOLVER)
+
+    def analyzer_cache(self) -> Resolver:
+        return Resolver(
+            strategy_class=self.newest_strategy,
+            cache=Channel(type=standard_artifacts.TransformCache),
+        ).with_id(node_ids.ANALYZER_CACHE_RESOLVER)
+
+
+class LineageResolvers(_NewestResolvers):
     """Our lineage-following strategies: exact baselines and the rolling window."""
 
     supports_span_window = True
+    # None found (no earlier search) resolves to none: the Trainer uses the model defaults.
+    newest_strategy = NewestOrNoneStrategy
 
     def previous_statistics(
         self, example_gen: base_node.BaseNode, statistics_gen: base_node.BaseNode
@@ -85,24 +105,14 @@ class LineageResolvers:
             examples=Channel(type=standard_artifacts.Examples),
         ).with_id(node_ids.SPAN_WINDOW_RESOLVER)
 
-    def hyperparameters(self) -> Resolver:
-        # None found (no earlier search) resolves to none: the Trainer uses the model defaults.
-        return Resolver(
-            strategy_class=NewestOrNoneStrategy,
-            hyperparameters=Channel(type=standard_artifacts.HyperParameters),
-        ).with_id(node_ids.HYPERPARAMETERS_RESOLVER)
 
-    def analyzer_cache(self) -> Resolver:
-        return Resolver(
-            strategy_class=NewestOrNoneStrategy,
-            cache=Channel(type=standard_artifacts.TransformCache),
-        ).with_id(node_ids.ANALYZER_CACHE_RESOLVER)
-
-
-class PortableResolvers:
+class PortableResolvers(_NewestResolvers):
     """TFX's stock strategies only, which Kubeflow Pipelines v2 (Vertex) can compile."""
 
     supports_span_window = False
+    # Fails its node when nothing was recorded yet (no earlier search); the inputs it feeds are
+    # optional, so the run goes on (the Trainer with the model defaults).
+    newest_strategy = LatestArtifactStrategy
 
     def previous_statistics(
         self, example_gen: base_node.BaseNode, statistics_gen: base_node.BaseNode
@@ -131,20 +141,6 @@ class PortableResolvers:
             "a training window of several spans needs the lineage-following span window "
             "resolver, which Kubeflow Pipelines v2 (Vertex AI Pipelines) cannot compile"
         )
-
-    def hyperparameters(self) -> Resolver:
-        # The stock strategy fails this node when no search was recorded yet; the Trainer,
-        # whose input is optional, still trains with the model defaults.
-        return Resolver(
-            strategy_class=LatestArtifactStrategy,
-            hyperparameters=Channel(type=standard_artifacts.HyperParameters),
-        ).with_id(node_ids.HYPERPARAMETERS_RESOLVER)
-
-    def analyzer_cache(self) -> Resolver:
-        return Resolver(
-            strategy_class=LatestArtifactStrategy,
-            cache=Channel(type=standard_artifacts.TransformCache),
-        ).with_id(node_ids.ANALYZER_CACHE_RESOLVER)
 
 
 def family(portable: bool) -> ResolverFamily:
