@@ -277,18 +277,22 @@ def beam_args(args: argparse.Namespace, pool: portable.WorkerPool | None = None)
     """
     if pool is not None:
         return (*pool.beam_args(workers=args.beam_workers or 1), *args.beam_arg)
-    mode = args.beam_mode or "in_memory"
-    workers = args.beam_workers or (1 if mode == "in_memory" else (os.cpu_count() or 1))
+    mode, workers = direct_runner_mode(args)
     if mode == "in_memory" and workers == 1 and not args.beam_arg:
         return ()
     return (f"--direct_running_mode={mode}", f"--direct_num_workers={workers}", *args.beam_arg)
 
 
+def direct_runner_mode(args: argparse.Namespace) -> tuple[str, int]:
+    """The DirectRunner's running mode and workers from the flags, defaults filled in."""
+    mode = args.beam_mode or "in_memory"
+    return mode, args.beam_workers or (1 if mode == "in_memory" else (os.cpu_count() or 1))
+
+
 def describe_beam(args: argparse.Namespace, pool: portable.WorkerPool | None) -> str:
     """The console's line on where the Beam components run."""
     if pool is None:
-        mode = args.beam_mode or "in_memory"
-        workers = args.beam_workers or (1 if mode == "in_memory" else (os.cpu_count() or 1))
+        mode, workers = direct_runner_mode(args)
         return f"DirectRunner in this process ({mode}, {workers} worker(s))"
     return (
         f"PortableRunner, SDK worker processes from a worker pool (pid {pool.pid}, "
@@ -457,12 +461,18 @@ def _run_and_report(
     from tfx_pipeline.reporting.console import ComponentProgress
 
     metadata_path = str(output.metadata_path)
+    # An earlier search matters only to a run that may reuse one.
+    searched = (
+        not args.tune
+        and checked.hyperparameters is None
+        and metadata.has_hyperparameters(metadata_path, args.pipeline_name)
+    )
     if args.tune:
         run_tuner = True
     elif args.no_tune or checked.hyperparameters is not None:
         run_tuner = False
     else:
-        run_tuner = not metadata.has_hyperparameters(metadata_path, args.pipeline_name)
+        run_tuner = not searched
     pool = workers.ready() if workers is not None else None
     config = pipeline_config(args, checked, run_tuner, pool)
     pipeline = pipeline_lib.create_pipeline(config)
@@ -471,7 +481,7 @@ def _run_and_report(
         tuning = f"search ({config.tuner_trials} trials)"
     elif checked.hyperparameters is not None:
         tuning = f"from {display(checked.hyperparameters)}"
-    elif metadata.has_hyperparameters(metadata_path, args.pipeline_name):
+    elif searched:
         tuning = "reuse the latest search"
     else:
         tuning = "model defaults, no earlier search"
