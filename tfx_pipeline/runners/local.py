@@ -426,13 +426,6 @@ def beam_workers(
         yield w
 
 
-def _failing_jobs(
-    workers: portable.WorkerPoolProcess | None,
-) -> contextlib.AbstractContextManager[None]:
-    """With the portable runner, an SDK worker's death fails the Beam job that waits for it."""
-    return workers.failing_jobs() if workers is not None else contextlib.nullcontext()
-
-
 def _run_and_report(
     args: argparse.Namespace,
     checked: CheckedInputs,
@@ -500,19 +493,13 @@ def _run_and_report(
     served_before = served_versions(serving_root(args) / args.model_name)
     failure = failed_node = error_text = None
     try:
-        with portable.JobErrors() as job_errors, _failing_jobs(workers):
+        with portable.JobErrors() as job_errors, portable.failing_jobs(workers):
             LocalDagRunner().run(pipeline)
     except Exception as error:  # noqa: BLE001 - reported to the user below, traceback in the log
         traceback.print_exc()
         failed_node = progress.fail_running()
-        # An error raised in an SDK worker reaches this process as the job's failure only: the
-        # embedded job service logs it (JobErrors), Dataflow's runner quotes its traceback. A
-        # worker that died is the cause of whatever its job then says.
-        died = workers.failure(wait_seconds=1.5) if workers is not None else None
         error_text = (
-            (died and f"{type(died).__name__}: {died}")
-            or job_errors.last
-            or portable.worker_error(str(error))
+            portable.job_failure(error, job_errors, workers)
             or f"{type(error).__name__}: {first_line(error)}"
         )
         failure = f"{failed_node or 'the pipeline'} failed: {error_text}"

@@ -358,6 +358,33 @@ class WorkerPoolProcess:
             self._handling = False
 
 
+# After a job failed, how long to wait for the pool's news of a worker that died in it: the pool
+# checks its workers every half second.
+DEATH_NEWS_SECONDS = 1.5
+
+
+def failing_jobs(
+    workers: "WorkerPoolProcess | None",
+) -> contextlib.AbstractContextManager[None]:
+    """`workers.failing_jobs()`, or nothing to do without a worker pool (the DirectRunner)."""
+    return workers.failing_jobs() if workers is not None else contextlib.nullcontext()
+
+
+def job_failure(
+    error: BaseException, job_errors: "JobErrors", workers: "WorkerPoolProcess | None"
+) -> str | None:
+    """What a failed Beam job's workers say of it: 'Type: message', or None if nothing.
+
+    An error raised in an SDK worker reaches the driver as the job's failure only: the embedded
+    job service logs it (`job_errors`), Dataflow's runner quotes its traceback (`error`). A
+    worker that died is the cause of whatever its job then says.
+    """
+    died = workers.failure(wait_seconds=DEATH_NEWS_SECONDS) if workers is not None else None
+    if died is not None:
+        return f"{type(died).__name__}: {died}"
+    return job_errors.last or worker_error(str(error))
+
+
 class JobErrors(logging.Handler):
     """Keeps the SDK worker's error of the last Beam job that failed in the embedded job service.
 

@@ -4,7 +4,6 @@ It expects `helpers.py` and `note.txt` beside it, and its working directory to b
 Prints one JSON object: per case and runner, the output or the worker's error line.
 """
 
-import contextlib
 import json
 import os
 import pathlib
@@ -68,23 +67,21 @@ def run(
     """One pipeline of `case` with `options`: its output, or the error a worker raised."""
     with portable.JobErrors() as errors:
         try:
-            with contextlib.ExitStack() as guard:
-                if workers is not None:
-                    guard.enter_context(workers.failing_jobs())
-                with beam.Pipeline(options=PipelineOptions(options)) as pipeline:
-                    _ = (
-                        pipeline
-                        | beam.Create([1])
-                        | beam.Map(CASES[case])
-                        | beam.Map(str)
-                        | beam.io.WriteToText(str(output), shard_name_template="")
-                    )
+            with (
+                portable.failing_jobs(workers),
+                beam.Pipeline(options=PipelineOptions(options)) as pipeline,
+            ):
+                _ = (
+                    pipeline
+                    | beam.Create([1])
+                    | beam.Map(CASES[case])
+                    | beam.Map(str)
+                    | beam.io.WriteToText(str(output), shard_name_template="")
+                )
         except Exception as error:  # noqa: BLE001 - the outcome is what this file reports
             # As local_runner.py reports it: a worker's death first, else the worker's error.
-            died = workers.failure(wait_seconds=1.5) if workers is not None else None
-            if died is not None:
-                return {"ok": False, "error": f"{type(died).__name__}: {died}"}
-            return {"ok": False, "error": errors.last or f"{type(error).__name__}: {error}"}
+            failure = portable.job_failure(error, errors, workers)
+            return {"ok": False, "error": failure or f"{type(error).__name__}: {error}"}
     return {"ok": True, "output": output.read_text().strip()}
 
 
