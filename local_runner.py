@@ -19,10 +19,10 @@ def main(argv: list[str] | None = None) -> int:
         checked = local.check_inputs(args)
     except ConfigProblems as problems:
         return print_problems(problems.problems)
+    runner = pathlib.Path(__file__).resolve()
     if args.watch:
-        runner = pathlib.Path(__file__).resolve()
         return local.watch(args, argv, runner, notifications=checked.notifications)
-    return local.run_once(args, checked)
+    return local.run_once(args, checked, script=runner)
 
 
 if __name__ == "__main__":

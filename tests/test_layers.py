@@ -115,6 +115,7 @@ LIGHT = (
     "tfx_pipeline.notifications.notifier",
     "tfx_pipeline.runners.settings",
     "tfx_pipeline.runners.local",
+    "tfx_pipeline.runners.up_to_date",
     "tfx_pipeline.runners.vertex",
     "tfx_pipeline.runners.airflow",
     "tfx_pipeline.operations.watch",

@@ -2,7 +2,8 @@
 
 1. cold: every component runs, the model is infra-validated and pushed warm, both signatures
    serve it;
-2. unchanged rerun: everything is cached and no duplicate version is pushed;
+2. unchanged rerun: everything is cached and no duplicate version is pushed; once more, it is
+   up to date: its summary is repeated without running;
 3. unmeetable threshold: nothing is pushed, the summary says why, exit status 3;
 4. a new span: evaluated against the blessed model (a drop within the noise does not block);
 5. a module that exports a broken signature: not infra-blessed, nothing pushed;
@@ -212,6 +213,25 @@ def test_unchanged_rerun_is_fully_cached_and_pushes_nothing(cached_run, workspac
     assert snapshot(workspace / "outputs" / "serving") == before
     assert "unchanged model: nothing new pushed" in result.stdout
     assert "reused from the latest search" in result.stdout
+
+
+def test_the_same_run_again_is_up_to_date_and_repeats_its_summary(cached_run, workspace):
+    """Nothing changed since the cached rerun: its summary is printed, no run is recorded."""
+    from tfx_pipeline import metadata
+
+    result, _ = cached_run
+    database = str(workspace / "outputs" / "metadata.sqlite")
+    runs = [c.name for c in metadata.run_contexts(metadata.open_store(database), "taxi")]
+    logs = sorted((workspace / "outputs" / "logs").iterdir())
+
+    again = run_pipeline(workspace, "--min-auc", "0.6")
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Up to date: nothing changed since the run started" in again.stdout
+    summary = result.stdout[result.stdout.index("Summary (run took") :].split("\nNotified:")[0]
+    assert summary.strip() in again.stdout
+    assert [c.name for c in metadata.run_contexts(metadata.open_store(database), "taxi")] == runs
+    assert sorted((workspace / "outputs" / "logs").iterdir()) == logs
 
 
 def test_unmeetable_threshold_pushes_nothing_and_says_why(cached_run, workspace):

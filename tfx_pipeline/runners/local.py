@@ -27,7 +27,7 @@ from tfx_pipeline.notifications.notifier import Notifier, describe_outcomes
 from tfx_pipeline.operations.output_lock import OutputDirLock, OutputDirLocked
 from tfx_pipeline.operations.watch import served_versions
 from tfx_pipeline.problems import print_problems, raise_if_any
-from tfx_pipeline.runners import portable, settings
+from tfx_pipeline.runners import portable, settings, up_to_date
 from tfx_pipeline.runners.exit_codes import EPILOG, EXIT_FAILED, EXIT_NOT_BLESSED, EXIT_OK
 
 BEAM_MODES = ("in_memory", "multi_threading", "multi_processing")
@@ -166,6 +166,13 @@ def build_parser(description: str) -> argparse.ArgumentParser:
         "--no-cache",
         action="store_true",
         help="rerun every component instead of reusing cached results",
+    )
+    execution.add_argument(
+        "--rerun",
+        action="store_true",
+        help="run the pipeline even when nothing changed since the last successful run on this "
+        "output dir (by default that run's summary is printed instead: every component would "
+        "come from cache); TFX then takes every component from its cache and MLMD records the run",
     )
     notifications_config.add_argument(parser.add_argument_group("notifications"))
     watching = parser.add_argument_group("continuous training")
@@ -359,17 +366,34 @@ def display(path: pathlib.Path) -> str:
         return str(path.resolve())
 
 
-def run_once(args: argparse.Namespace, checked: CheckedInputs) -> int:
-    """One pipeline run under the output directory's lock; returns the exit status."""
+# Flags that change how a run is carried out, not what it reads or makes.
+UNFINGERPRINTED_FLAGS = ("rerun",)
+
+
+def run_once(
+    args: argparse.Namespace, checked: CheckedInputs, script: pathlib.Path | None = None
+) -> int:
+    """One pipeline run under the output directory's lock; returns the exit status.
+
+    When nothing changed since the last successful run on the output directory (inputs,
+    `script` and the code, MLMD and the served models: runners/up_to_date.py), that run's summary
+    is printed instead, unless --rerun or --no-cache.
+    """
     output = layout.OutputLayout(args.output_dir.resolve())
     lock = OutputDirLock(output.root)
     try:
         lock.acquire()
     except OutputDirLocked as error:
         return print_problems([str(error)])
+    print(f"Pipeline '{args.pipeline_name}': span {checked.span} of {display(args.data_root)}")
+    inputs_now = run_inputs(args, script)
+    unchanged = unchanged_since(args, inputs_now)
+    if unchanged is not None:
+        print("\n".join(up_to_date.describe(unchanged)))
+        lock.release()
+        return unchanged.exit_code
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     log_path = output.logs_dir / f"run-{stamp}.log"
-    print(f"Pipeline '{args.pipeline_name}': span {checked.span} of {display(args.data_root)}")
     print(f"Full log: {display(log_path)}")
 
     # TFT and Keras Tuner need tf.keras to be Keras 2 (tf_keras); set before TensorFlow loads.
@@ -392,6 +416,7 @@ def run_once(args: argparse.Namespace, checked: CheckedInputs) -> int:
                         log_path,
                         started,
                         notifier,
+                        inputs_now,
                     )
             except Exception as error:
                 notifier.notify(
@@ -409,6 +434,25 @@ def run_once(args: argparse.Namespace, checked: CheckedInputs) -> int:
                     redirected.console.write(f"Notified:        {line}\n")
     finally:
         lock.release()
+
+
+def run_inputs(args: argparse.Namespace, script: pathlib.Path | None) -> dict[str, str]:
+    """The fingerprint of what a run with these flags reads (runners/up_to_date.py)."""
+    flags = {k: v for k, v in vars(args).items() if k not in UNFINGERPRINTED_FLAGS}
+    return up_to_date.input_fingerprint(flags, args.data_root, script)
+
+
+def unchanged_since(
+    args: argparse.Namespace, inputs_now: dict[str, str]
+) -> up_to_date.Record | None:
+    """The last successful run's record when nothing changed since it (a run would only repeat
+    it from cache); None when something did, or with --rerun or --no-cache."""
+    if args.rerun or args.no_cache:
+        return None
+    output = layout.OutputLayout(args.output_dir.resolve())
+    record = up_to_date.read_record(output)
+    state = up_to_date.state_fingerprint(output, serving_root(args) / args.model_name)
+    return None if up_to_date.changes(record, inputs_now, state) else record
 
 
 @contextlib.contextmanager
@@ -435,11 +479,14 @@ def _run_and_report(
     log_path: pathlib.Path,
     started: float,
     notifier: Notifier,
+    inputs_now: dict[str, str],
 ) -> int:
     """Builds and runs the pipeline, printing progress, then the summary; the exit status.
 
     The run's outcome is notified (run failed, data refused, not blessed, pushed) before the
-    summary's last lines; delivery goes on in the background.
+    summary's last lines; delivery goes on in the background. A successful run leaves its
+    inputs (`inputs_now`), what it left in MLMD and the model directory, and its summary for the
+    next run's up-to-date check; any other outcome removes the last one's.
     """
     console.write("Loading TFX, TensorFlow and Beam...\n")
     console.flush()
@@ -506,13 +553,20 @@ def _run_and_report(
     finally:
         logging.getLogger().removeHandler(progress)
 
-    console.write(f"\nSummary (run took {time.monotonic() - started:.0f} s)\n")
+    summary_lines: list[str] = []
+
+    def say(line: str) -> None:
+        console.write(line + "\n")
+        summary_lines.append(line)
+
+    console.write("\n")
+    say(f"Summary (run took {time.monotonic() - started:.0f} s)")
     summary = run_summary.summarize_run(
         metadata_path, args.pipeline_name, live_max_auc_drop=config.live_max_auc_drop
     )
     if summary is not None:
         for line in run_summary.format_summary(summary):
-            console.write(line + "\n")
+            say(line)
         if summary.evaluation is not None and summary.evaluation.rows:
             report_path = output.reports_dir / f"evaluation-{log_path.stem}.txt"
             report_path.parent.mkdir(parents=True, exist_ok=True)
@@ -521,22 +575,33 @@ def _run_and_report(
                     summary.run_id, summary.blessed, summary.evaluation
                 )
             )
-            console.write(
-                f"Evaluation:      {display(report_path)} (every metric on every slice)\n"
-            )
+            say(f"Evaluation:      {display(report_path)} (every metric on every slice)")
     began = time.time() - (time.monotonic() - started)
     writing = time.monotonic()
     report = write_run_report(
         output, args.pipeline_name, pipeline, log_path, failure, began, config.live_max_auc_drop
     )
-    console.write(f"Report:          {report} ({time.monotonic() - writing:.1f} s)\n")
-    console.write(f"Full log:        {display(log_path)}\n")
+    say(f"Report:          {report} ({time.monotonic() - writing:.1f} s)")
+    say(f"Full log:        {display(log_path)}")
     if failure:
         code = EXIT_FAILED
     elif summary is not None and False in (summary.blessed, summary.infra_blessed):
         code = EXIT_NOT_BLESSED
     else:
         code = EXIT_OK
+    if code == EXIT_OK:
+        up_to_date.write_record(
+            output,
+            up_to_date.Record(
+                inputs=inputs_now,
+                state=up_to_date.state_fingerprint(output, serving_root(args) / args.model_name),
+                started=datetime.datetime.fromtimestamp(began).isoformat(timespec="seconds"),
+                exit_code=code,
+                summary=summary_lines,
+            ),
+        )
+    else:
+        up_to_date.forget(output)
     facts = {"span": checked.span, "log": str(log_path)}
     notifier.send(outcome_event(code, summary, failed_node, error_text, served_before, facts))
     notifier.send(live_quality_event(summary))
@@ -729,7 +794,9 @@ def watch(
     return watch_lib.watch(
         watch_lib.WatchSettings(
             runner=runner,
-            argv=watch_lib.runner_argv(argv),
+            # An alert reruns on the same data: through TFX, recorded in MLMD, never skipped as
+            # up to date with an earlier run's summary (and its live line).
+            argv=[*watch_lib.runner_argv(argv), *([] if args.rerun else ["--rerun"])],
             data_root=args.data_root,
             output_dir=args.output_dir.resolve(),
             model_dir=serving_root(args) / args.model_name,
