@@ -589,19 +589,24 @@ def _run_and_report(
         code = EXIT_NOT_BLESSED
     else:
         code = EXIT_OK
-    if code == EXIT_OK:
-        up_to_date.write_record(
-            output,
-            up_to_date.Record(
-                inputs=inputs_now,
-                state=up_to_date.state_fingerprint(output, serving_root(args) / args.model_name),
-                started=datetime.datetime.fromtimestamp(began).isoformat(timespec="seconds"),
-                exit_code=code,
-                summary=summary_lines,
-            ),
-        )
-    else:
-        up_to_date.forget(output)
+    try:
+        if code == EXIT_OK:
+            up_to_date.write_record(
+                output,
+                up_to_date.Record(
+                    inputs=inputs_now,
+                    state=up_to_date.state_fingerprint(
+                        output, serving_root(args) / args.model_name
+                    ),
+                    started=datetime.datetime.fromtimestamp(began).isoformat(timespec="seconds"),
+                    exit_code=code,
+                    summary=summary_lines,
+                ),
+            )
+        else:
+            up_to_date.forget(output)
+    except OSError as error:  # the run itself is done; only the next run's shortcut is lost
+        console.write(f"Not recorded for the next run's up-to-date check: {error}\n")
     facts = {"span": checked.span, "log": str(log_path)}
     notifier.send(outcome_event(code, summary, failed_node, error_text, served_before, facts))
     notifier.send(live_quality_event(summary))

@@ -79,9 +79,19 @@ def _digest(items: Iterable[Any]) -> str:
 
 
 def _listing(folder: pathlib.Path) -> list[tuple[str, int, int]]:
-    """(relative path, size, mtime in ns) of every file under `folder`; [] when it is absent."""
+    """(relative path, size, mtime in ns) of every file under `folder`; [] when it is absent.
+
+    Symlinked folders are followed, as ExampleGen and the model server follow them, each real
+    folder once (a link loop ends there).
+    """
     found = []
-    for directory, dirnames, filenames in os.walk(folder):
+    seen = set()
+    for directory, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(directory)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
         dirnames.sort()
         for name in sorted(filenames):
             path = pathlib.Path(directory) / name

@@ -199,3 +199,16 @@ def test_watch_runs_go_through_the_pipeline(workspace, monkeypatch):
     args = parse(*argv(workspace, "--watch", "--max-runs", "1"))
     local.watch(args, argv(workspace, "--watch", "--max-runs", "1"), SCRIPT)
     assert seen[0].argv == [*argv(workspace), "--rerun"]
+
+
+def test_symlinked_spans_are_followed_and_a_link_loop_ends(workspace):
+    """A span folder that links elsewhere is read by ExampleGen: a change there must count."""
+    elsewhere = workspace / "elsewhere" / "span-2"
+    shutil.copytree(DATA_ROOT / "span-1", elsewhere)
+    (workspace / "data" / "span-2").symlink_to(elsewhere, target_is_directory=True)
+    (elsewhere / "loop").symlink_to(elsewhere, target_is_directory=True)
+    args = parse(*argv(workspace))
+    record_run(args)
+    assert skipped(args)
+    _touch(elsewhere / "data.csv")
+    assert not skipped(args)
