@@ -386,8 +386,12 @@ def run_once(
     except OutputDirLocked as error:
         return print_problems([str(error)])
     print(f"Pipeline '{args.pipeline_name}': span {checked.span} of {display(args.data_root)}")
-    inputs_now = run_inputs(args, script)
-    unchanged = unchanged_since(args, inputs_now)
+    try:
+        inputs_now = run_inputs(args, script)
+        unchanged = unchanged_since(args, inputs_now)
+    except BaseException:
+        lock.release()
+        raise
     if unchanged is not None:
         print("\n".join(up_to_date.describe(unchanged)))
         lock.release()
