@@ -16,7 +16,7 @@ import random
 import shutil
 import tempfile
 
-from runs import REPO_ROOT, eval_auc, machine, measure, runner_command
+from runs import REPO_ROOT, answered_up_to_date, eval_auc, machine, measure, runner_command
 
 TARGETS = {"cold_s": 60.0, "cached_s": 10.0, "peak_rss_gb": 1.5, "auc": 0.93}
 NEW_SPAN_ROWS = 8000
@@ -60,7 +60,7 @@ def main() -> None:
         result = measure([*command, "--rerun"] if scenario == "cached_rerun" else command)
         result["eval_auc"] = eval_auc(output_dir)
         console = result.pop("console")
-        result["up_to_date"] = "Up to date:" in console
+        result["up_to_date"] = answered_up_to_date(console)
         if result["up_to_date"]:
             result["report_s"] = None  # no report written: the figure printed is the last run's
         if result["exit_status"] != 0:

@@ -153,3 +153,10 @@ def component_figures(
         "components_s": {node: round(end - start, 1) for node, (start, end) in windows.items()},
         "components_peak_rss_gb": component_peaks(windows, timeline),
     }
+
+
+def answered_up_to_date(console: str) -> bool:
+    """Whether local_runner.py found nothing changed and repeated the last run's summary."""
+    from tfx_pipeline.runners import up_to_date
+
+    return up_to_date.HEADLINE in console

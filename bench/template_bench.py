@@ -59,6 +59,7 @@ from collections.abc import Iterator
 import generate_spans
 from runs import (
     REPO_ROOT,
+    answered_up_to_date,
     component_figures,
     eval_auc,
     load_average,
@@ -533,7 +534,7 @@ class Bench:
             progress(prefix, "ours", scenario)
             _, log_path = self.paths(f"{size.label}-pair{pair}-ours-{scenario}")
             cached = run_ours(data_root, cold_dir, log_path, flags)
-            cached["up_to_date"] = "Up to date:" in pathlib.Path(cached["log"]).read_text()
+            cached["up_to_date"] = answered_up_to_date(pathlib.Path(cached["log"]).read_text())
             if cached["up_to_date"]:  # no component ran: MLMD's latest run is the cold one
                 cached.update(components_s={}, components_peak_rss_gb={})
             report_run(self.record(cached, size, rows, pair, "ours", scenario))

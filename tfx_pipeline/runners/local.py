@@ -312,6 +312,11 @@ def serving_root(args: argparse.Namespace) -> pathlib.Path:
     return (args.serving_dir or layout.OutputLayout(args.output_dir).serving_dir).resolve()
 
 
+def model_dir(args: argparse.Namespace) -> pathlib.Path:
+    """The served model's folder: <serving root>/<model name>, where the Pusher writes versions."""
+    return serving_root(args) / args.model_name
+
+
 def pipeline_config(
     args: argparse.Namespace,
     checked: CheckedInputs,
@@ -324,7 +329,7 @@ def pipeline_config(
         pipeline_name=args.pipeline_name,
         pipeline_root=str(output.pipeline_root),
         data_root=str(args.data_root.resolve()),
-        serving_model_dir=str(serving_root(args) / args.model_name),
+        serving_model_dir=str(model_dir(args)),
         metadata_path=str(output.metadata_path),
         schema_path=None if args.infer_schema else str(args.schema.resolve()),
         module_fingerprint=config_lib.module_fingerprint(),
@@ -455,7 +460,7 @@ def unchanged_since(
         return None
     output = layout.OutputLayout(args.output_dir.resolve())
     record = up_to_date.read_record(output)
-    state = up_to_date.state_fingerprint(output, serving_root(args) / args.model_name)
+    state = up_to_date.state_fingerprint(output, model_dir(args))
     return None if up_to_date.changes(record, inputs_now, state) else record
 
 
@@ -541,7 +546,7 @@ def _run_and_report(
 
     progress = ComponentProgress(console, state_of, node_ids)
     logging.getLogger().addHandler(progress)
-    served_before = served_versions(serving_root(args) / args.model_name)
+    served_before = served_versions(model_dir(args))
     failure = failed_node = error_text = None
     try:
         with portable.JobErrors() as job_errors, portable.failing_jobs(workers):
@@ -599,9 +604,7 @@ def _run_and_report(
                 output,
                 up_to_date.Record(
                     inputs=inputs_now,
-                    state=up_to_date.state_fingerprint(
-                        output, serving_root(args) / args.model_name
-                    ),
+                    state=up_to_date.state_fingerprint(output, model_dir(args)),
                     started=datetime.datetime.fromtimestamp(began).isoformat(timespec="seconds"),
                     exit_code=code,
                     summary=summary_lines,
@@ -808,7 +811,7 @@ def watch(
             argv=[*watch_lib.runner_argv(argv), *([] if args.rerun else ["--rerun"])],
             data_root=args.data_root,
             output_dir=args.output_dir.resolve(),
-            model_dir=serving_root(args) / args.model_name,
+            model_dir=model_dir(args),
             interval_seconds=args.watch_interval or watch_lib.DEFAULT_INTERVAL_SECONDS,
             max_runs=args.max_runs,
             pipeline_name=args.pipeline_name,

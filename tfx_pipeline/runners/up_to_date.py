@@ -41,6 +41,7 @@ from tfx_pipeline import layout
 RECORD_FILE = "last-run.json"
 RECORD_VERSION = 1
 LINE_WIDTH = 100
+HEADLINE = "Up to date:"  # how a skipped run's console begins, after the pipeline's line
 # Packages whose files are the pipeline's code, and the bundled configuration next to them.
 CODE_PACKAGES = ("tfx_pipeline", "models", "serving")
 CODE_FOLDERS = (layout.REPO_ROOT / "data" / "schema",)
@@ -261,7 +262,7 @@ def describe(record: Record) -> list[str]:
     started = datetime.datetime.fromisoformat(record.started).strftime("%Y-%m-%d %H:%M:%S")
     parts = list(PART_NAMES.values())
     text = (
-        f"Up to date: nothing changed since the run started {started} ({', '.join(parts[:-1])} "
+        f"{HEADLINE} nothing changed since the run started {started} ({', '.join(parts[:-1])} "
         f"and {parts[-1]}), so every component would come from cache. That run's summary "
         "follows; --rerun runs the pipeline anyway."
     )

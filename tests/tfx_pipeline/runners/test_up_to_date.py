@@ -56,7 +56,7 @@ def record_run(args, script=SCRIPT, exit_code=EXIT_OK):
         output,
         up_to_date.Record(
             inputs=local.run_inputs(args, script),
-            state=up_to_date.state_fingerprint(output, local.serving_root(args) / args.model_name),
+            state=up_to_date.state_fingerprint(output, local.model_dir(args)),
             started="2026-12-02T07:30:12",
             exit_code=exit_code,
             summary=SUMMARY,
