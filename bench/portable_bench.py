@@ -23,9 +23,8 @@ import statistics
 import sys
 import tempfile
 
-import generate_spans
 from runs import REPO_ROOT, load_average, machine
-from scale_bench import print_result, rows_arg, run_measured
+from scale_bench import generated_data, print_result, rows_list_arg, run_measured
 
 from tfx_pipeline.node_ids import BEAM_COMPONENTS
 from tfx_pipeline.runners import portable
@@ -98,7 +97,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--sizes",
-        type=lambda text: [rows_arg(part) for part in text.split(",")],
+        type=rows_list_arg,
         default=list(DEFAULT_SIZES),
         help="comma-separated row counts (default: 15000,100000)",
     )
@@ -126,9 +125,7 @@ def main() -> int:
     report: dict[str, object] = {"machine": machine(), "runner_flags": runner_flags, "sizes": {}}
     try:
         for rows in args.sizes:
-            data_root = workspace / f"data-{rows}"
-            if not data_root.exists():
-                generate_spans.generate(data_root, rows, seed=args.seed)
+            data_root = generated_data(workspace, rows, args.seed)
             pairs = [
                 run_pair(data_root, workspace, rows, pair, runner_flags)
                 for pair in range(args.pairs)

@@ -40,6 +40,19 @@ TARGETS = {
 }
 
 
+def rows_list_arg(text: str) -> list[int]:
+    """--sizes: comma-separated row counts."""
+    return [rows_arg(part) for part in text.split(",")]
+
+
+def generated_data(workspace: pathlib.Path, rows: int, seed: int) -> pathlib.Path:
+    """<workspace>/data-<rows>: one span of `rows` generated rows, made once and then reused."""
+    data_root = workspace / f"data-{rows}"
+    if not data_root.exists():
+        generate_spans.generate(data_root, rows, seed=seed)
+    return data_root
+
+
 def rows_arg(text: str) -> int:
     try:
         value = int(float(text))
@@ -83,9 +96,7 @@ def cold_runs(
 ) -> dict[str, dict]:
     results = {}
     for rows in sizes:
-        data_root = workspace / f"data-{rows}"
-        if not data_root.exists():
-            generate_spans.generate(data_root, rows, seed=seed)
+        data_root = generated_data(workspace, rows, seed)
         output_dir = workspace / f"outputs-{rows}"
         shutil.rmtree(output_dir, ignore_errors=True)
         print(f"cold run at {rows} rows (load {load_average()}) ...", flush=True)
@@ -215,7 +226,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--sizes",
-        type=lambda text: [rows_arg(part) for part in text.split(",")],
+        type=rows_list_arg,
         default=list(DEFAULT_SIZES),
         help="comma-separated row counts of the cold runs (default: 15000,100000,1000000)",
     )
