@@ -69,7 +69,7 @@ from runs import (
     runner_command,
 )
 
-from tfx_pipeline import layout, metadata, node_ids
+from tfx_pipeline import inputs, layout, metadata, node_ids
 from tfx_pipeline.runners.exit_codes import EXIT_NOT_BLESSED
 
 BUNDLED_SIZE = "15k"
@@ -83,7 +83,6 @@ TEMPLATE_DATA_ENV = "TEMPLATE_BENCH_DATA_PATH"
 # The template runs on Keras 3, TensorFlow 2.16's tf.keras in a fresh shell; pinned so that an
 # exported TF_USE_LEGACY_KERAS=1 (what our runner sets for itself) cannot change what is measured.
 TEMPLATE_KERAS_ENV = {"TF_USE_LEGACY_KERAS": "0"}
-HYPERPARAMETERS_FILE = "best_hyperparameters.txt"  # what TFX's Tuner writes in its output
 LOG_TAIL_LINES = 25
 
 
@@ -374,7 +373,7 @@ def searched_hyperparameters(output_dir: pathlib.Path) -> pathlib.Path | None:
             if execution.node_id != node_ids.TUNER:
                 continue
             for artifact in execution.outputs.get("best_hyperparameters", []):
-                path = pathlib.Path(artifact.uri) / HYPERPARAMETERS_FILE
+                path = pathlib.Path(artifact.uri) / inputs.HYPERPARAMETERS_FILE
                 if path.exists():
                     return path
     return None
@@ -523,7 +522,9 @@ class Bench:
             searched = searched_hyperparameters(cold_dir)
             if searched is not None:
                 # Kept outside the run's folder, which is removed after its pair.
-                self.hyperparameters = self.workspace / "hyperparameters" / HYPERPARAMETERS_FILE
+                self.hyperparameters = (
+                    self.workspace / "hyperparameters" / inputs.HYPERPARAMETERS_FILE
+                )
                 self.hyperparameters.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(searched, self.hyperparameters)
 
